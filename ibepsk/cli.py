@@ -1,0 +1,185 @@
+"""The ``ibepsk`` command line: TA key management, benchmarks, and TLS endpoints.
+
+Every expected failure (bad file, bad argument, existing output) ends in one
+line on stderr and a non-zero exit; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import keys
+from .ibe.errors import IbeError
+
+MASTER_FILE = "master.key"
+PUBLIC_FILE = "public.pem"
+
+EXIT_FAILURE = 1
+
+
+class CliError(Exception):
+    """A problem to report to the user in one line."""
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# --- ibepsk ta ----------------------------------------------------------------
+
+
+def _ta_init(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    targets = [directory / MASTER_FILE, directory / PUBLIC_FILE]
+    _refuse_existing(targets, args.force)
+    master = keys.TAMasterKey.generate()
+    keys.write_key_file(targets[0], master, force=args.force)
+    keys.write_key_file(targets[1], master.public, force=args.force)
+    print(f"wrote {targets[0]} (secret, mode 0600) and {targets[1]}")
+    print(f"TA fingerprint: {master.public.fingerprint}")
+    return 0
+
+
+def _master_path(ta: str) -> Path:
+    path = Path(ta)
+    return path / MASTER_FILE if path.is_dir() else path
+
+
+def _ta_extract(args: argparse.Namespace) -> int:
+    master = keys.load_master_key(_master_path(args.ta))
+    output = Path(args.output)
+    _refuse_existing([output], args.force)
+    identity_key = master.extract(_checked_identity(args.identity))
+    keys.write_key_file(output, identity_key, force=args.force)
+    print(f"wrote identity key for {identity_key.identity!r} to {output} (secret, mode 0600)")
+    return 0
+
+
+def _ta_show(args: argparse.Namespace) -> int:
+    key = keys.read_key_file(args.file)
+    print(f"{args.file}: {key.describe()}")
+    if isinstance(key, keys.IdentityKey) and args.ta:
+        key.verify(keys.load_public_params(args.ta))
+        print("  verified against the given TA public parameters")
+    return 0
+
+
+def _ta_import(args: argparse.Namespace) -> int:
+    directory = Path(args.output)
+    directory.mkdir(parents=True, exist_ok=True)
+    public = keys.TAPublicParams.from_bytes(_hex_arg(args.public_hex, "--public-hex"))
+    writes: list[tuple[Path, keys.KeyObject]] = [(directory / PUBLIC_FILE, public)]
+    if (args.identity_key_hex is None) != (args.identity is None):
+        raise CliError("--identity-key-hex and --identity go together")
+    if args.identity is not None:
+        identity = _checked_identity(args.identity)
+        key = keys.IdentityKey.from_bytes(identity, _hex_arg(args.identity_key_hex, "--identity-key-hex"), public)
+        writes.append((directory / f"{identity}.key", key))
+    _refuse_existing([path for path, _ in writes], args.force)
+    for path, obj in writes:
+        keys.write_key_file(path, obj, force=args.force)
+        print(f"wrote {path}")
+    return 0
+
+
+def _checked_identity(identity: str) -> str:
+    try:
+        return keys.validate_identity(identity)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _hex_arg(value: str, option: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise CliError(f"{option} is not a hex string") from None
+
+
+def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
+    # Checked for every output before writing any, so a refusal changes nothing on disk.
+    if force:
+        return
+    for path in paths:
+        if path.exists():
+            raise CliError(f"{path} already exists (use --force to overwrite)")
+
+
+# --- ibepsk bench ---------------------------------------------------------------
+
+
+def _bench_ibe(args: argparse.Namespace) -> int:
+    from .bench import bench_ibe
+
+    bench_ibe(backend_name=args.backend, iterations=args.iterations, runs=args.runs)
+    return 0
+
+
+# --- the parser -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ibepsk", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_ta_commands(commands.add_parser("ta", help="Trusted Authority: keys and parameters"))
+    _add_bench_commands(commands.add_parser("bench", help="benchmarks (medians and ratios)"))
+    return parser
+
+
+def _add_ta_commands(ta: argparse.ArgumentParser) -> None:
+    sub = ta.add_subparsers(dest="ta_command", required=True, metavar="ACTION")
+    init = sub.add_parser("init", help=f"create a TA: DIR/{MASTER_FILE} (secret) and DIR/{PUBLIC_FILE}")
+    init.add_argument("dir", metavar="DIR")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    init.set_defaults(handler=_ta_init)
+
+    extract = sub.add_parser("extract", help="issue the identity key of IDENTITY")
+    extract.add_argument("--ta", required=True, help=f"TA directory (holding {MASTER_FILE}) or master key file")
+    extract.add_argument("identity", metavar="IDENTITY", help="identity string, e.g. the server's host name")
+    extract.add_argument("-o", "--output", required=True, metavar="FILE", help="identity key file to write")
+    extract.add_argument("--force", action="store_true", help="overwrite an existing file")
+    extract.set_defaults(handler=_ta_extract)
+
+    show = sub.add_parser("show", help="describe a key file (never prints secrets)")
+    show.add_argument("file", metavar="FILE")
+    show.add_argument("--ta", metavar="PUBLIC", help="also verify an identity key against these public parameters")
+    show.set_defaults(handler=_ta_show)
+
+    imp = sub.add_parser("import", help="import raw MIRACL-encoded hex keys (e.g. TiigerTLS's demo TA)")
+    imp.add_argument("--public-hex", required=True, help="TA public key Ppub, 97-byte G1 point in hex")
+    imp.add_argument("--identity-key-hex", help="identity key D_ID, 193-byte G2 point in hex")
+    imp.add_argument("--identity", help="the identity the key was issued for")
+    imp.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write the files to")
+    imp.add_argument("--force", action="store_true", help="overwrite existing files")
+    imp.set_defaults(handler=_ta_import)
+
+
+def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
+    sub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUITE")
+    ibe = sub.add_parser("ibe", help="IBE primitives: H1, H3, encapsulate, decapsulate")
+    ibe.add_argument("--backend", default=None, help="pairing backend (arkworks, pymcl)")
+    ibe.add_argument("--iterations", type=int, default=50, help="calls per run")
+    ibe.add_argument("--runs", type=int, default=5, help="runs; the median of the run medians is reported")
+    ibe.set_defaults(handler=_bench_ibe)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (CliError, keys.KeyFileError, IbeError, FileExistsError, ValueError) as exc:
+        print(f"ibepsk: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"ibepsk: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+    except KeyboardInterrupt:
+        print("ibepsk: interrupted", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

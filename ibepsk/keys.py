@@ -1,0 +1,345 @@
+"""TA and identity keys, and their self-describing PEM-style files.
+
+A file looks like::
+
+    -----BEGIN IBEPSK IDENTITY KEY-----
+    Format: 1
+    Scheme: BF-BLS12381-TIIGER
+    Identity: localhost
+    TA-Fingerprint: 3f1c...
+
+    <base64 of the MIRACL encoding>
+    -----END IBEPSK IDENTITY KEY-----
+
+Headers say what the body is; loaders check every header and the body, so a
+truncated, corrupted or mismatched file fails with a :class:`KeyFileError`
+naming the problem rather than later, inside a handshake.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .ibe import get_backend
+from .ibe.backend import GROUP_ORDER, PairingBackend
+from .ibe.encoding import decode_g1, decode_g2, encode_g1, encode_g2
+from .ibe.errors import PointDecodeError
+from .ibe.hashes import h1
+from .ibe.kem import identity_bytes
+
+SCHEME = "BF-BLS12381-TIIGER"
+FORMAT_VERSION = "1"
+SECRET_FILE_MODE = 0o600
+PUBLIC_FILE_MODE = 0o644
+
+LABEL_PUBLIC = "IBEPSK TA PUBLIC PARAMETERS"
+LABEL_MASTER = "IBEPSK TA MASTER SECRET"
+LABEL_IDENTITY = "IBEPSK IDENTITY KEY"
+
+_MASTER_BYTES = 32
+_BASE64_LINE = 64
+
+
+class KeyFileError(Exception):
+    """A key file is missing, malformed, of the wrong kind, or does not match."""
+
+
+class KeyMismatchError(KeyFileError):
+    """An identity key was not issued by this TA, or not for this identity."""
+
+
+def _fingerprint(public_key: bytes) -> str:
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def validate_identity(identity: str) -> str:
+    """Identities travel in file headers and logs: printable text, one line."""
+    if not identity or not identity.isprintable() or identity != identity.strip():
+        raise ValueError(f"identity must be non-empty printable text without surrounding spaces: {identity!r}")
+    return identity
+
+
+@dataclass(frozen=True)
+class TAPublicParams:
+    """The TA's public key Ppub in G1 (97-byte MIRACL encoding)."""
+
+    public_key: bytes
+
+    @classmethod
+    def from_bytes(cls, data: bytes, backend: PairingBackend | None = None) -> TAPublicParams:
+        decode_g1(backend or get_backend(), data)
+        return cls(bytes(data))
+
+    @property
+    def fingerprint(self) -> str:
+        return _fingerprint(self.public_key)
+
+    def to_pem(self) -> str:
+        return _armor(LABEL_PUBLIC, {"TA-Fingerprint": self.fingerprint}, self.public_key)
+
+    def describe(self) -> str:
+        return f"TA public parameters ({SCHEME})\n  fingerprint: {self.fingerprint}"
+
+
+@dataclass(frozen=True)
+class TAMasterKey:
+    """The TA master secret s and the matching public parameters Ppub = s·P1."""
+
+    secret: int = field(repr=False)
+    public: TAPublicParams
+
+    @classmethod
+    def generate(cls, backend: PairingBackend | None = None) -> TAMasterKey:
+        secret = 1 + secrets.randbelow(GROUP_ORDER - 1)
+        return cls._from_secret(secret, backend or get_backend())
+
+    @classmethod
+    def _from_secret(cls, secret: int, backend: PairingBackend) -> TAMasterKey:
+        public = encode_g1(backend, backend.g1_mul(backend.g1_generator(), secret))
+        return cls(secret, TAPublicParams(public))
+
+    def extract(self, identity: str, backend: PairingBackend | None = None) -> IdentityKey:
+        """D_ID = s·H1(ID)."""
+        backend = backend or get_backend()
+        point = backend.g2_mul(h1(backend, identity_bytes(validate_identity(identity))), self.secret)
+        return IdentityKey(identity, encode_g2(backend, point), self.public.fingerprint)
+
+    def to_pem(self) -> str:
+        body = self.secret.to_bytes(_MASTER_BYTES, "big")
+        return _armor(LABEL_MASTER, {"TA-Fingerprint": self.public.fingerprint}, body)
+
+    def describe(self) -> str:
+        return f"TA master secret ({SCHEME}; secret not shown)\n  fingerprint: {self.public.fingerprint}"
+
+
+@dataclass(frozen=True)
+class IdentityKey:
+    """D_ID in G2 (193-byte MIRACL encoding) for one identity string."""
+
+    identity: str
+    key: bytes = field(repr=False)
+    ta_fingerprint: str
+
+    @classmethod
+    def from_bytes(
+        cls, identity: str, data: bytes, public: TAPublicParams, backend: PairingBackend | None = None
+    ) -> IdentityKey:
+        key = cls(validate_identity(identity), bytes(data), public.fingerprint)
+        key.verify(public, backend)
+        return key
+
+    def verify(self, public: TAPublicParams, backend: PairingBackend | None = None) -> None:
+        """Check e(D, P1) == e(H1(identity), Ppub): issued by this TA for this identity."""
+        backend = backend or get_backend()
+        if self.ta_fingerprint != public.fingerprint:
+            raise KeyMismatchError(
+                f"identity key for {self.identity!r} was issued by TA {self.ta_fingerprint[:16]}…, "
+                f"not by TA {public.fingerprint[:16]}…"
+            )
+        d = _decode(decode_g2, backend, self.key, "identity key")
+        ppub = _decode(decode_g1, backend, public.public_key, "TA public key")
+        lhs = backend.pairing(d, backend.g1_generator())
+        rhs = backend.pairing(h1(backend, identity_bytes(self.identity)), ppub)
+        if not backend.gt_equal(lhs, rhs):
+            raise KeyMismatchError(f"identity key does not belong to identity {self.identity!r} under this TA")
+
+    def to_pem(self) -> str:
+        headers = {"Identity": self.identity, "TA-Fingerprint": self.ta_fingerprint}
+        return _armor(LABEL_IDENTITY, headers, self.key)
+
+    def describe(self) -> str:
+        return (
+            f"identity key ({SCHEME}; key not shown)\n  identity: {self.identity}\n"
+            f"  TA fingerprint: {self.ta_fingerprint}"
+        )
+
+
+KeyObject = TAPublicParams | TAMasterKey | IdentityKey
+_K = TypeVar("_K", TAPublicParams, TAMasterKey, IdentityKey)
+
+
+def _decode(decoder: Callable[[PairingBackend, bytes], Any], backend: PairingBackend, data: bytes, what: str) -> Any:
+    try:
+        return decoder(backend, data)
+    except PointDecodeError as exc:
+        raise KeyFileError(f"{what} is not a valid point: {exc}") from exc
+
+
+# --- the PEM-style armour ---------------------------------------------------
+
+
+def _armor(label: str, headers: dict[str, str], body: bytes) -> str:
+    lines = [f"-----BEGIN {label}-----", f"Format: {FORMAT_VERSION}", f"Scheme: {SCHEME}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append("")
+    encoded = base64.b64encode(body).decode("ascii")
+    lines += [encoded[i : i + _BASE64_LINE] for i in range(0, len(encoded), _BASE64_LINE)]
+    lines.append(f"-----END {label}-----")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class _Armored:
+    label: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def _unarmor(text: str) -> _Armored:
+    lines = [line.rstrip("\r") for line in text.strip().splitlines()]
+    if not lines or not lines[0].startswith("-----BEGIN ") or not lines[0].endswith("-----"):
+        raise KeyFileError("not an ibepsk key file (no BEGIN line)")
+    label = lines[0][len("-----BEGIN ") : -len("-----")]
+    if len(lines) < 3 or lines[-1] != f"-----END {label}-----":
+        raise KeyFileError(f"truncated file: no END line for {label}")
+    inner = lines[1:-1]
+    if "" not in inner:
+        raise KeyFileError(f"{label}: no blank line between headers and body")
+    blank = inner.index("")
+    headers: dict[str, str] = {}
+    for line in inner[:blank]:
+        name, sep, value = line.partition(": ")
+        if not sep:
+            raise KeyFileError(f"malformed header line {line!r}")
+        headers[name] = value
+    try:
+        body = base64.b64decode("".join(inner[blank + 1 :]), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise KeyFileError(f"corrupted body: {exc}") from exc
+    if headers.get("Format") != FORMAT_VERSION:
+        raise KeyFileError(f"unsupported format version {headers.get('Format')!r} (expected {FORMAT_VERSION})")
+    if headers.get("Scheme") != SCHEME:
+        raise KeyFileError(f"unsupported scheme {headers.get('Scheme')!r} (expected {SCHEME})")
+    return _Armored(label, headers, body)
+
+
+def _header(armored: _Armored, name: str) -> str:
+    try:
+        return armored.headers[name]
+    except KeyError:
+        raise KeyFileError(f"{armored.label}: missing header {name!r}") from None
+
+
+def parse_key(text: str, backend: PairingBackend | None = None) -> KeyObject:
+    """Parse and check any ibepsk key file's text."""
+    backend = backend or get_backend()
+    armored = _unarmor(text)
+    if armored.label == LABEL_PUBLIC:
+        return _parse_public(armored, backend)
+    if armored.label == LABEL_MASTER:
+        return _parse_master(armored, backend)
+    if armored.label == LABEL_IDENTITY:
+        return _parse_identity(armored, backend)
+    raise KeyFileError(f"unknown key file type {armored.label!r}")
+
+
+def _parse_public(armored: _Armored, backend: PairingBackend) -> TAPublicParams:
+    _decode(decode_g1, backend, armored.body, "TA public key")
+    public = TAPublicParams(armored.body)
+    if public.fingerprint != _header(armored, "TA-Fingerprint"):
+        raise KeyFileError("TA public key does not match its TA-Fingerprint header (corrupted file?)")
+    return public
+
+
+def _parse_master(armored: _Armored, backend: PairingBackend) -> TAMasterKey:
+    secret = int.from_bytes(armored.body, "big")
+    if len(armored.body) != _MASTER_BYTES or not 0 < secret < GROUP_ORDER:
+        raise KeyFileError("TA master secret has the wrong length or range (corrupted file?)")
+    master = TAMasterKey._from_secret(secret, backend)
+    if master.public.fingerprint != _header(armored, "TA-Fingerprint"):
+        raise KeyFileError("TA master secret does not match its TA-Fingerprint header (corrupted file?)")
+    return master
+
+
+def _parse_identity(armored: _Armored, backend: PairingBackend) -> IdentityKey:
+    try:
+        identity = validate_identity(_header(armored, "Identity"))
+    except ValueError as exc:
+        raise KeyFileError(str(exc)) from exc
+    _decode(decode_g2, backend, armored.body, "identity key")
+    return IdentityKey(identity, armored.body, _header(armored, "TA-Fingerprint"))
+
+
+# --- files ------------------------------------------------------------------
+
+
+def read_key_file(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> KeyObject:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise KeyFileError(f"{path}: is a directory, not a key file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"{path}: cannot read key file ({exc})") from None
+    try:
+        return parse_key(text, backend)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
+
+
+def _load_as(kind: type[_K], what: str, path: str | os.PathLike[str], backend: PairingBackend | None) -> _K:
+    key = read_key_file(path, backend)
+    if not isinstance(key, kind):
+        raise KeyFileError(f"{path}: expected {what}, found {type(key).__name__}")
+    return key
+
+
+def load_public_params(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> TAPublicParams:
+    return _load_as(TAPublicParams, "TA public parameters", path, backend)
+
+
+def load_master_key(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> TAMasterKey:
+    return _load_as(TAMasterKey, "a TA master secret", path, backend)
+
+
+def load_identity_key(
+    path: str | os.PathLike[str],
+    public: TAPublicParams | None = None,
+    backend: PairingBackend | None = None,
+) -> IdentityKey:
+    """Load an identity key; with ``public`` also prove it belongs to that TA."""
+    key = _load_as(IdentityKey, "an identity key", path, backend)
+    if public is not None:
+        try:
+            key.verify(public, backend)
+        except KeyFileError as exc:
+            raise KeyMismatchError(f"{path}: {exc}") from None
+    return key
+
+
+def write_key_file(path: str | os.PathLike[str], key: KeyObject, *, force: bool = False) -> None:
+    """Write atomically; secrets get mode 0600; never replace a file unless ``force``.
+
+    The text goes to a private temporary file in the same directory first, so a
+    crash or a full disk leaves any existing file untouched.
+    """
+    path = Path(path)
+    mode = PUBLIC_FILE_MODE if isinstance(key, TAPublicParams) else SECRET_FILE_MODE
+    if not force and path.exists():
+        raise FileExistsError(f"{path} already exists (use --force to overwrite)")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(key.to_pem())
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp_name, mode)
+        if force:
+            os.replace(tmp_name, path)
+        else:
+            os.link(tmp_name, path)  # fails if the name appeared meanwhile: never clobbers
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
