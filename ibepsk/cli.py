@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tlslite.errors import TLSError
+
 from . import keys
 from .ibe.errors import IbeError
 
@@ -108,6 +110,42 @@ def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
             raise CliError(f"{path} already exists (use --force to overwrite)")
 
 
+# --- ibepsk serve / connect / demo ----------------------------------------------------
+
+
+def _parse_hostport(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = default_host, value
+    try:
+        number = int(port)
+    except ValueError:
+        raise CliError(f"{value!r} is not HOST:PORT") from None
+    if not 0 <= number <= 65535:
+        raise CliError(f"port {number} is out of range")
+    return host.strip("[]") or default_host, number
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .endpoints import run_server
+
+    host, port = _parse_hostport(args.accept)
+    return run_server(args, host, port)
+
+
+def _connect(args: argparse.Namespace) -> int:
+    from .endpoints import run_client
+
+    host, port = _parse_hostport(args.target)
+    return run_client(args, host, port)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
 # --- ibepsk bench ---------------------------------------------------------------
 
 
@@ -125,8 +163,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ibepsk", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_ta_commands(commands.add_parser("ta", help="Trusted Authority: keys and parameters"))
+    _add_serve_command(commands.add_parser("serve", help="TLS server, like openssl s_server"))
+    _add_connect_command(commands.add_parser("connect", help="TLS client, like openssl s_client"))
+    demo = commands.add_parser("demo", help="IBE-PSK handshake, data, and resumption on loopback")
+    demo.set_defaults(handler=_demo)
     _add_bench_commands(commands.add_parser("bench", help="benchmarks (medians and ratios)"))
     return parser
+
+
+def _add_serve_command(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--accept", default="127.0.0.1:4433", metavar="HOST:PORT", help="listen address")
+    serve.add_argument(
+        "--ibe-key", action="append", default=[], metavar="FILE", help="identity key (repeatable; chosen by SNI)"
+    )
+    serve.add_argument("--default-identity", help="identity for clients whose SNI names none of the keys")
+    serve.add_argument("--ta", metavar="PUBLIC", help="TA public parameters: check every --ibe-key against them")
+    serve.add_argument("--cert", metavar="FILE", help="certificate chain (PEM) for certificate handshakes")
+    serve.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
+    serve.add_argument("--www", action="store_true", help="answer each request with a page describing the connection")
+    serve.add_argument("--psk-ke", action="store_true", help="also allow psk_ke (no (EC)DHE) when a client asks")
+    serve.add_argument("--no-tickets", action="store_true", help="do not issue NewSessionTickets")
+    serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
+    serve.set_defaults(handler=_serve)
+
+
+def _add_connect_command(connect: argparse.ArgumentParser) -> None:
+    connect.add_argument("target", metavar="HOST:PORT")
+    connect.add_argument("--ta", metavar="PUBLIC", help="TA public parameters: offer an IBE-PSK")
+    connect.add_argument("--identity", help="server identity to encapsulate to (default: --servername or HOST)")
+    connect.add_argument("--servername", help="SNI host name (default: HOST when it is a name)")
+    connect.add_argument("--ca", metavar="FILE", help="trust anchors: validate a server certificate (allows fallback)")
+    connect.add_argument("--send", metavar="TEXT", help=r"send TEXT (backslash escapes like \r\n are decoded)")
+    connect.add_argument("--wait", type=float, default=3.0, metavar="SECONDS", help="how long to wait for a reply")
+    connect.add_argument("--psk-ke", action="store_true", help="offer psk_ke as well as psk_dhe_ke")
+    connect.add_argument("--reconnect", action="store_true", help="connect a second time, resuming with a ticket")
+    connect.set_defaults(handler=_connect)
 
 
 def _add_ta_commands(ta: argparse.ArgumentParser) -> None:
@@ -172,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (CliError, keys.KeyFileError, IbeError, FileExistsError, ValueError) as exc:
+    except (CliError, keys.KeyFileError, IbeError, FileExistsError, ValueError, TLSError) as exc:
         print(f"ibepsk: error: {exc}", file=sys.stderr)
     except OSError as exc:
         print(f"ibepsk: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)

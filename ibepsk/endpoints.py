@@ -1,0 +1,144 @@
+"""``ibepsk serve`` and ``ibepsk connect``: turning options into a server or a client run."""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import ipaddress
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from tlslite.utils.keyfactory import parsePEMKey
+
+from . import keys
+from .client import ClientConfig, connect
+from .server import ServerConfig, TLSServer, describe_connection, echo_application, www_application
+from .tls import HandshakeSettings, IbeKeyring, TLSConnection
+from .tls.certs import ServerCertificateChecker, TrustAnchors, load_tlslite_chain
+
+_TICKET_KEY_BYTES = 32
+
+
+class EndpointError(ValueError):
+    """A bad option for serve/connect, reported in one line by the CLI."""
+
+
+def server_settings(
+    identity_keys: list[keys.IdentityKey],
+    default_identity: str | None = None,
+    allow_psk_ke: bool = False,
+    tickets: bool = True,
+) -> HandshakeSettings:
+    settings = HandshakeSettings()
+    if identity_keys:
+        settings.ibe_keyring = IbeKeyring(identity_keys, default=default_identity)
+    if allow_psk_ke:
+        settings.psk_modes = ["psk_dhe_ke", "psk_ke"]
+    if tickets:
+        settings.ticketKeys = [bytearray(os.urandom(_TICKET_KEY_BYTES))]
+    return settings
+
+
+def _load_server_config(args: argparse.Namespace) -> ServerConfig:
+    public = keys.load_public_params(args.ta) if args.ta else None
+    identity_keys = [keys.load_identity_key(path, public) for path in args.ibe_key]
+    if not identity_keys and not args.cert:
+        raise EndpointError("give at least one --ibe-key (or --cert/--key for certificate handshakes)")
+    if bool(args.cert) != bool(args.key):
+        raise EndpointError("--cert and --key go together")
+    try:
+        settings = server_settings(identity_keys, args.default_identity, args.psk_ke, not args.no_tickets)
+    except ValueError as exc:
+        raise EndpointError(str(exc)) from None
+    config = ServerConfig(settings)
+    if args.cert:
+        config.cert_chain = load_tlslite_chain(args.cert)
+        config.private_key = parsePEMKey(Path(args.key).read_text(), private=True, implementations=["python"])
+    return config
+
+
+def run_server(args: argparse.Namespace, host: str, port: int) -> int:
+    config = _load_server_config(args)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
+    )
+    application = www_application if args.www else echo_application
+    with TLSServer(config, application, host, port) as server:
+        bound_host, bound_port = server.address
+        identities = ", ".join(config.settings.ibe_keyring.identities) if config.settings.ibe_keyring else "-"
+        print(f"ibepsk serve: listening on {bound_host}:{bound_port} (identities: {identities})", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("ibepsk serve: stopped", file=sys.stderr)
+    return 0
+
+
+def _default_server_name(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return None
+
+
+def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
+    settings = HandshakeSettings()
+    server_name = args.servername or _default_server_name(host)
+    if args.ta:
+        settings.ibe_public_params = keys.load_public_params(args.ta)
+        settings.ibe_identity = args.identity or server_name
+        if not settings.ibe_identity:
+            raise EndpointError(f"{host} is an address: say which identity to encapsulate to with --identity")
+    if args.psk_ke:
+        settings.psk_modes = ["psk_dhe_ke", "psk_ke"]
+    checker = None
+    if args.ca:
+        name = server_name or args.identity
+        if not name:
+            raise EndpointError("--ca needs a server name to check the certificate against (--servername)")
+        checker = ServerCertificateChecker(TrustAnchors.from_pem_file(args.ca), name)
+    if not args.ta and not args.ca:
+        raise EndpointError("give --ta (IBE-PSK) and/or --ca (certificate): nothing would authenticate the server")
+    return ClientConfig(settings, server_name=server_name, checker=checker, timeout=args.wait + 7)
+
+
+def _exchange(conn: TLSConnection, text: str | None, wait: float) -> bytes:
+    if text is not None:
+        conn.write(codecs.decode(text, "unicode_escape").encode("latin-1"))
+    received = bytearray()
+    conn.sock.settimeout(wait)
+    deadline = time.monotonic() + wait
+    try:
+        while time.monotonic() < deadline:
+            data = conn.read()
+            if not data:
+                break
+            received += data
+    except TimeoutError:
+        pass
+    return bytes(received)
+
+
+def run_client(args: argparse.Namespace, host: str, port: int) -> int:
+    config = _client_config(args, host)
+    session = None
+    for attempt in range(2 if args.reconnect else 1):
+        started = time.perf_counter()
+        conn = connect(host, port, config, session=session)
+        took_ms = (time.perf_counter() - started) * 1000
+        label = "resumed connection" if attempt else "connection"
+        print(f"{label} to {host}:{port}: {conn.getVersionName()} {describe_connection(conn)} {took_ms:.1f}ms")
+        try:
+            received = _exchange(conn, args.send, args.wait)
+            session = conn.session
+        finally:
+            conn.close()
+        if received:
+            sys.stdout.write(received.decode("utf-8", "replace"))
+            if not received.endswith(b"\n"):
+                sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,192 @@
+"""A small threaded TLS server around ``ibepsk.TLSConnection`` (behind ``ibepsk serve``).
+
+One thread per connection; every connection ends in exactly one log line.
+Whatever a peer sends, the server answers with an alert or closes, and goes on
+serving: failures are logged, never raised out of the accept loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tlslite.errors import TLSAbruptCloseError, TLSAlert, TLSError, TLSLocalAlert, TLSRemoteAlert
+from tlslite.utils.codec import DecodeError
+
+from .tls import HandshakeSettings, TLSConnection
+
+log = logging.getLogger("ibepsk.server")
+
+Application = Callable[[TLSConnection], None]
+
+
+@dataclass
+class ServerConfig:
+    settings: HandshakeSettings
+    cert_chain: Any = None
+    private_key: Any = None
+    alpn: list[bytes] = field(default_factory=list)
+    #: Seconds a peer may stay silent (handshake and application I/O).
+    timeout: float = 10.0
+
+
+@dataclass
+class ServerStats:
+    handshakes: int = 0
+    failures: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.handshakes += 1
+            else:
+                self.failures += 1
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, TLSLocalAlert):
+        return f"sent alert {exc.description}: {exc.message or ''}".rstrip(": ")
+    if isinstance(exc, TLSRemoteAlert):
+        return f"peer sent alert {exc.description}"
+    if isinstance(exc, TLSAbruptCloseError | ConnectionError | EOFError):
+        return "peer closed the connection"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "peer timed out"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def describe_connection(conn: TLSConnection) -> str:
+    parts = [f"mode={conn.handshake_mode or '-'}"]
+    if conn.ibe_identity:
+        parts.append(f"identity={conn.ibe_identity}")
+    if conn.psk_key_exchange:
+        parts.append(f"kex={conn.psk_key_exchange}")
+    parts.append(f"cipher={conn.getCipherName()}")
+    return " ".join(parts)
+
+
+class TLSServer:
+    """Accepts TCP connections, runs the TLS handshake, then hands each connection to ``application``."""
+
+    def __init__(self, config: ServerConfig, application: Application, host: str = "127.0.0.1", port: int = 0):
+        self.config = config
+        self.application = application
+        self.stats = ServerStats()
+        self._listener = socket.create_server((host, port), reuse_port=False)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def start(self) -> TLSServer:
+        """Serve in a background thread (tests, the demo)."""
+        self._thread = threading.Thread(target=self.serve_forever, name="ibepsk-accept", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, peer = self._listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                raise
+            threading.Thread(target=self._serve_one, args=(sock, peer), daemon=True).start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._listener.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> TLSServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _serve_one(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        started = time.perf_counter()
+        sock.settimeout(self.config.timeout)
+        conn = TLSConnection(sock)
+        try:
+            conn.handshakeServer(
+                settings=self.config.settings,
+                certChain=self.config.cert_chain,
+                privateKey=self.config.private_key,
+                alpn=self.config.alpn or None,
+            )
+        except Exception as exc:  # a peer must never take the server down
+            self.stats.count(ok=False)
+            self._log_failure(peer, started, exc)
+            _close_quietly(sock)
+            return
+        self.stats.count(ok=True)
+        took_ms = (time.perf_counter() - started) * 1000
+        log.info("%s:%d handshake ok %s %.1fms", peer[0], peer[1], describe_connection(conn), took_ms)
+        try:
+            self.application(conn)
+        except Exception as exc:  # nor can an application error
+            self._log_failure(peer, started, exc, stage="after handshake")
+        finally:
+            _close_quietly(conn)
+
+    @staticmethod
+    def _log_failure(peer: tuple[str, int], started: float, exc: BaseException, stage: str = "handshake") -> None:
+        took_ms = (time.perf_counter() - started) * 1000
+        expected = isinstance(exc, TLSAlert | TLSError | OSError | DecodeError | EOFError)
+        log.log(
+            logging.INFO if expected else logging.ERROR,
+            "%s:%d %s failed: %s %.1fms",
+            peer[0],
+            peer[1],
+            stage,
+            describe_failure(exc),
+            took_ms,
+            exc_info=not expected,
+        )
+
+
+def _close_quietly(closable: Any) -> None:
+    # The peer may already be gone; there is nothing left to tell it.
+    with contextlib.suppress(Exception):
+        closable.close()
+
+
+# --- applications -----------------------------------------------------------------
+
+
+def echo_application(conn: TLSConnection) -> None:
+    """Send back whatever the client sends, until it closes."""
+    while True:
+        data = conn.read()
+        if not data:
+            return
+        conn.write(data)
+
+
+def www_application(conn: TLSConnection) -> None:
+    """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection."""
+    request = bytearray()
+    while b"\r\n\r\n" not in request and len(request) < 16384:
+        chunk = conn.read()
+        if not chunk:
+            break
+        request += chunk
+    request_line = bytes(request).split(b"\r\n", 1)[0].decode("latin-1")
+    body = (
+        f"ibepsk s_server\n{describe_connection(conn)}\nprotocol={conn.getVersionName()}\nrequest={request_line}\n"
+    ).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    conn.write(head.encode() + body)

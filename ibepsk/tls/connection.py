@@ -1,0 +1,276 @@
+"""``ibepsk.TLSConnection``: tlslite-ng's connection plus IBE-PSK handshakes.
+
+tlslite-ng has no identity-to-secret callback and hard-codes an external
+PSK's ``obfuscated_ticket_age`` to 0, so the IBE-PSK is wired in through a few
+small overrides of tlslite-ng internals. Each names the method it hooks; the
+upstream change that would make them unnecessary is in ``patches/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Any
+
+from tlslite.constants import AlertDescription, CipherSuite, ExtensionType, PskKeyExchangeMode
+from tlslite.errors import TLSIllegalParameterException
+from tlslite.handshakehelpers import HandshakeHelpers
+from tlslite.messages import ClientHello, ServerHello
+from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
+
+from ..ibe import IbeDecapsulationError
+from .psk import IBE_PSK_HASH, IbeKeyring, IbePskOffer, first_ibe_identity, make_offer
+
+#: What tlslite-ng's handshake generators yield while waiting on the socket.
+_WOULD_BLOCK = (0, 1)
+TLS_1_3 = (3, 4)
+
+
+def _with_alpn_list(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """tlslite's TLS 1.3 server crashes when a client offers ALPN and the server has none (patches/0001)."""
+    srv_alpns_position = 4  # (privateKey, serverCertChain, version, scheme, srv_alpns, ...)
+    if args[srv_alpns_position] is not None:
+        return args
+    return (*args[:srv_alpns_position], [], *args[srv_alpns_position + 1 :])
+
+
+class HandshakeMode(StrEnum):
+    """How the server was authenticated in the last handshake."""
+
+    IBE_PSK = "ibe-psk"
+    RESUMPTION = "resumption"
+    EXTERNAL_PSK = "external-psk"
+    CERTIFICATE = "certificate"
+
+
+class TLSConnection(_TlsliteConnection):  # type: ignore[misc]
+    """A tlslite-ng ``TLSConnection`` that speaks IBE-PSK (see :class:`ibepsk.HandshakeSettings`).
+
+    After a handshake, ``handshake_mode`` says how the server was
+    authenticated, ``ibe_identity`` which identity an IBE-PSK proved, and
+    ``psk_key_exchange`` whether (EC)DHE was mixed in.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        self.handshake_mode: HandshakeMode | None = None
+        self.ibe_identity: str | None = None
+        self.psk_key_exchange: str | None = None
+        self._ibe_offer: IbePskOffer | None = None
+        self._ibe_binder_context: tuple[Any, Any] | None = None
+        self._ibe_opened: tuple[str, int] | None = None
+        self._external_psk_indexes: frozenset[int] = frozenset()
+        self._certificate_fallback = False
+
+    # --- client -------------------------------------------------------------
+
+    def handshakeClientCert(  # noqa: PLR0917 - tlslite-ng's signature, positional arguments included
+        self,
+        certChain: Any = None,
+        privateKey: Any = None,
+        session: Any = None,
+        settings: Any = None,
+        checker: Any = None,
+        nextProtos: Any = None,
+        reqTack: bool = True,
+        serverName: str | None = None,
+        async_: bool = False,
+        alpn: Any = None,
+    ) -> Any:
+        """tlslite-ng's client handshake; a ``checker`` also allows falling back to a certificate handshake."""
+        if getattr(settings, "ibe_public_params", None) is not None and not (
+            getattr(settings, "ibe_identity", None) or serverName
+        ):
+            raise ValueError("an IBE-PSK handshake needs settings.ibe_identity or serverName")
+        self._certificate_fallback = checker is not None
+        return super().handshakeClientCert(
+            certChain, privateKey, session, settings, checker, nextProtos, reqTack, serverName, async_, alpn
+        )
+
+    def _clientSendClientHello(self, settings: Any, session: Any, *args: Any) -> Iterator[Any]:
+        """Hooks tlslite's ClientHello builder: offer a fresh IBE-PSK through this connection's pskConfigs copy."""
+        self._reset_handshake_state()
+        public = getattr(settings, "ibe_public_params", None)
+        if public is not None and settings.maxVersion >= TLS_1_3:
+            server_name = args[4]  # (srpUsername, srpParams, certParams, anonParams, serverName, ...)
+            offer = make_offer(public, settings.ibe_identity or server_name)
+            settings.pskConfigs = [offer.psk_config(), *settings.pskConfigs]
+            self._ibe_offer = offer
+            self._ibe_binder_context = (settings, session)
+        return super()._clientSendClientHello(settings, session, *args)  # type: ignore[no-any-return]
+
+    def _sendMsg(self, msg: Any, randomizeFirstBlock: bool = True, update_hashes: bool = True) -> Iterator[Any]:
+        """Hooks tlslite's message sender, the last stop before the wire.
+
+        Marks the client's IBE identity; notes which PSK the server chose.
+        """
+        if isinstance(msg, ClientHello) and self._ibe_binder_context is not None:
+            self._mark_ibe_identity(msg)
+        elif isinstance(msg, ServerHello) and not self._client:
+            self._note_server_choice(msg)
+        return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)  # type: ignore[no-any-return]
+
+    def _mark_ibe_identity(self, client_hello: ClientHello) -> None:
+        # tlslite computed the binders with age 0; set TiigerTLS's marker and recompute them.
+        # (After a HelloRetryRequest tlslite re-sends this same extension object, marker included.)
+        assert self._ibe_offer is not None and self._ibe_binder_context is not None
+        settings, session = self._ibe_binder_context
+        self._ibe_binder_context = None
+        extension = client_hello.getExtension(ExtensionType.pre_shared_key)
+        for identity in extension.identities:
+            if identity.identity == self._ibe_offer.ciphertext:
+                identity.obfuscated_ticket_age = 1
+        HandshakeHelpers.update_binders(
+            client_hello,
+            self._handshake_hash,
+            settings.pskConfigs,
+            session.tickets if session else None,
+            session.resumptionMasterSecret if session else None,
+        )
+
+    def _clientTLS13Handshake(
+        self,
+        settings: Any,
+        session: Any,
+        clientHello: Any,
+        *args: Any,
+    ) -> Iterator[Any]:
+        """Hooks the start of tlslite's TLS 1.3 client key schedule, where the server's PSK choice is first known."""
+        server_hello = args[-1]
+        problem = self._client_check_server_choice(settings, clientHello, server_hello)
+        if problem is not None:
+            description, message = problem
+            yield from self._sendError(description, message)
+        yield from super()._clientTLS13Handshake(settings, session, clientHello, *args)
+
+    def _client_check_server_choice(
+        self, settings: Any, client_hello: Any, server_hello: Any
+    ) -> tuple[int, str] | None:
+        selected = server_hello.getExtension(ExtensionType.pre_shared_key)
+        has_key_share = server_hello.getExtension(ExtensionType.key_share) is not None
+        if selected is None:
+            self.handshake_mode = HandshakeMode.CERTIFICATE
+            if self._ibe_offer is not None and not self._certificate_fallback:
+                return (
+                    AlertDescription.handshake_failure,
+                    f"server did not accept the IBE-PSK for {self._ibe_offer.identity!r} and no certificate "
+                    "checker was given to authenticate it otherwise",
+                )
+            return None
+        offered = client_hello.getExtension(ExtensionType.pre_shared_key).identities
+        if selected.selected >= len(offered):
+            return AlertDescription.illegal_parameter, "server selected a PSK identity that was not offered"
+        if not has_key_share and "psk_ke" not in settings.psk_modes:
+            return AlertDescription.illegal_parameter, "server chose psk_ke, which this client did not offer"
+        self.psk_key_exchange = "psk_dhe_ke" if has_key_share else "psk_ke"
+        chosen = offered[selected.selected].identity
+        if self._ibe_offer is not None and chosen == self._ibe_offer.ciphertext:
+            self.handshake_mode, self.ibe_identity = HandshakeMode.IBE_PSK, self._ibe_offer.identity
+        elif any(config[0] == chosen for config in settings.pskConfigs):
+            self.handshake_mode = HandshakeMode.EXTERNAL_PSK
+        else:
+            self.handshake_mode = HandshakeMode.RESUMPTION
+        return None
+
+    # --- server -------------------------------------------------------------
+
+    def _server_select_certificate(self, settings: Any, client_hello: Any, cipher_suites: Any, *args: Any) -> Any:
+        """Hooks tlslite's suite choice: with an IBE-PSK on offer prefer SHA-256 suites, as for its own PSKs."""
+        psks = client_hello.getExtension(ExtensionType.pre_shared_key)
+        if getattr(settings, "ibe_keyring", None) and psks and first_ibe_identity(psks.identities) is not None:
+            sha256_suites = CipherSuite.filter_for_prfs(cipher_suites, [IBE_PSK_HASH])
+            if any(suite in client_hello.cipher_suites for suite in sha256_suites):
+                cipher_suites = sha256_suites
+        return super()._server_select_certificate(settings, client_hello, cipher_suites, *args)
+
+    def _serverTLS13Handshake(
+        self,
+        settings: Any,
+        clientHello: Any,
+        cipherSuite: int,
+        *args: Any,
+    ) -> Iterator[Any]:
+        """Hooks tlslite's TLS 1.3 server handshake before its PSK lookup: open at most one IBE identity."""
+        self._reset_handshake_state()
+        self._external_psk_indexes = self._external_indexes(settings, clientHello)
+        keyring: IbeKeyring | None = getattr(settings, "ibe_keyring", None)
+        has_certificate = args[1] is not None  # (privateKey, serverCertChain, ...)
+        if keyring is not None:
+            problem = self._server_open_ibe_identity(settings, keyring, clientHello, cipherSuite, has_certificate)
+            if problem is not None:
+                yield from self._sendError(*problem)
+        yield from super()._serverTLS13Handshake(settings, clientHello, cipherSuite, *_with_alpn_list(args))
+
+    def _server_open_ibe_identity(
+        self, settings: Any, keyring: IbeKeyring, client_hello: Any, cipher_suite: int, has_certificate: bool
+    ) -> tuple[int, str] | None:
+        """Add the IBE-PSK to this connection's pskConfigs, or say which alert ends the handshake."""
+        psks = client_hello.getExtension(ExtensionType.pre_shared_key)
+        if psks is None or not self._psk_mode_acceptable(settings, client_hello):
+            return None if has_certificate else (AlertDescription.handshake_failure, "this server needs a PSK")
+        index = first_ibe_identity(psks.identities)
+        if self._earlier_identity_resolves(settings, psks.identities, index):
+            return None  # a ticket or external PSK comes first: tlslite takes it, no pairing is spent
+        if index is None or cipher_suite not in CipherSuite.sha256PrfSuites:
+            return None if has_certificate else (AlertDescription.unknown_psk_identity, "no usable IBE-PSK identity")
+        ciphertext = psks.identities[index].identity
+        server_name = bytes(client_hello.server_name).decode("ascii", "replace") or None
+        try:
+            identity, psk = keyring.open(server_name, ciphertext)
+        except IbeDecapsulationError:
+            # RFC 8446 §4.2.11: an unusable PSK falls back to a full handshake if possible.
+            return None if has_certificate else (AlertDescription.decrypt_error, "IBE-PSK identity does not open")
+        try:
+            HandshakeHelpers.verify_binder(
+                client_hello, self._pre_client_hello_handshake_hash, index, psk, IBE_PSK_HASH, True
+            )
+        except TLSIllegalParameterException:
+            return AlertDescription.decrypt_error, "IBE-PSK binder does not verify"  # RFC 8446 §4.2.11
+        settings.pskConfigs = type(settings.pskConfigs)([(ciphertext, psk, IBE_PSK_HASH), *settings.pskConfigs])
+        self._ibe_opened = (identity, index)
+        return None
+
+    @staticmethod
+    def _psk_mode_acceptable(settings: Any, client_hello: Any) -> bool:
+        modes = client_hello.getExtension(ExtensionType.psk_key_exchange_modes)
+        offered = set(modes.modes) if modes else set()
+        allowed = {getattr(PskKeyExchangeMode, name) for name in settings.psk_modes}
+        return bool(offered & allowed)
+
+    @staticmethod
+    def _external_indexes(settings: Any, client_hello: Any) -> frozenset[int]:
+        psks = client_hello.getExtension(ExtensionType.pre_shared_key)
+        external = {bytes(config[0]) for config in settings.pskConfigs}
+        return frozenset(
+            i for i, ident in enumerate(psks.identities if psks else ()) if bytes(ident.identity) in external
+        )
+
+    def _earlier_identity_resolves(self, settings: Any, identities: Any, ibe_index: int | None) -> bool:
+        earlier = identities if ibe_index is None else identities[:ibe_index]
+        external = {bytes(config[0]) for config in settings.pskConfigs}
+        return any(bytes(ident.identity) in external or self._tryDecrypt(settings, ident)[0] for ident in earlier)
+
+    def _note_server_choice(self, server_hello: ServerHello) -> None:
+        selected = server_hello.getExtension(ExtensionType.pre_shared_key)
+        if selected is None:
+            self.handshake_mode = HandshakeMode.CERTIFICATE
+            return
+        self.psk_key_exchange = (
+            "psk_dhe_ke" if server_hello.getExtension(ExtensionType.key_share) is not None else "psk_ke"
+        )
+        opened = self._ibe_opened
+        if opened is not None and selected.selected == opened[1]:
+            self.handshake_mode, self.ibe_identity = HandshakeMode.IBE_PSK, opened[0]
+        elif selected.selected in self._external_psk_indexes:
+            self.handshake_mode = HandshakeMode.EXTERNAL_PSK
+        else:
+            self.handshake_mode = HandshakeMode.RESUMPTION
+
+    def _reset_handshake_state(self) -> None:
+        self.handshake_mode = None
+        self.ibe_identity = None
+        self.psk_key_exchange = None
+        self._ibe_offer = None
+        self._ibe_binder_context = None
+        self._ibe_opened = None
+        self._external_psk_indexes = frozenset()

@@ -1,0 +1,65 @@
+"""``ibepsk.HandshakeSettings``: tlslite-ng's settings plus the IBE-PSK fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tlslite.handshakesettings import HandshakeSettings as _TlsliteSettings
+
+from ..keys import TAPublicParams
+from .psk import IbeKeyring
+
+#: Attributes this subclass adds; ``validate()`` carries them into its copy.
+_IBE_FIELDS = ("ibe_public_params", "ibe_identity", "ibe_keyring")
+
+
+class _PskConfigsWithIbe(list[Any]):
+    """A ``pskConfigs`` list that is truthy while an IBE keyring is configured.
+
+    tlslite-ng treats an empty ``pskConfigs`` as "this server has no PSK
+    credentials" (it then refuses a certificate-less server and offers no TLS
+    1.3 suites). An IBE server has PSK credentials that only exist per
+    connection, once a ClientHello has been opened, so the list says so.
+    """
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
+    """tlslite-ng ``HandshakeSettings`` with identity-based PSKs.
+
+    Client fields:
+        ``ibe_public_params``: the TA's :class:`~ibepsk.keys.TAPublicParams`;
+        when set, every TLS 1.3 ClientHello offers a fresh IBE-PSK.
+        ``ibe_identity``: the identity to encapsulate to (default: the
+        ``serverName`` given to the handshake).
+    Server field:
+        ``ibe_keyring``: an :class:`~ibepsk.tls.psk.IbeKeyring`; when set, the
+        server accepts IBE-PSKs addressed to any of its identities.
+
+    Unlike tlslite-ng, ``psk_modes`` defaults to ``["psk_dhe_ke"]`` (forward
+    secrecy); add ``"psk_ke"`` to allow PSK-only key exchange.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.psk_modes = ["psk_dhe_ke"]
+        self.ibe_public_params: TAPublicParams | None = None
+        self.ibe_identity: str | None = None
+        self.ibe_keyring: IbeKeyring | None = None
+
+    def validate(self) -> HandshakeSettings:
+        """Hooks tlslite's ``validate()``, which copies into a plain HandshakeSettings: keep our class and fields."""
+        checked = super().validate()
+        ours = HandshakeSettings.__new__(type(self))
+        ours.__dict__.update(checked.__dict__)
+        for name in _IBE_FIELDS:
+            setattr(ours, name, getattr(self, name))
+        # tlslite shares pskConfigs by reference; the connection adds per-connection entries to its own copy.
+        ours.pskConfigs = _PskConfigsWithIbe(checked.pskConfigs) if self.ibe_keyring else list(checked.pskConfigs)
+        if self.ibe_public_params is not None and not isinstance(self.ibe_public_params, TAPublicParams):
+            raise ValueError("ibe_public_params must be an ibepsk.keys.TAPublicParams")
+        if self.ibe_keyring is not None and not isinstance(self.ibe_keyring, IbeKeyring):
+            raise ValueError("ibe_keyring must be an ibepsk.tls.IbeKeyring")
+        return ours
