@@ -106,6 +106,9 @@ class TLSServer:
 
     def close(self) -> None:
         self._stopping.set()
+        # shutdown() wakes a thread blocked in accept(); close() alone does not on Linux.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         if self._thread is not None:
             self._thread.join(timeout=5)

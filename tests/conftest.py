@@ -22,3 +22,10 @@ def load_vectors() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def vectors() -> dict[str, Any]:
     return load_vectors()
+
+
+@pytest.fixture(scope="session")
+def ta() -> Any:
+    from ibepsk.keys import TAMasterKey
+
+    return TAMasterKey.generate()

@@ -1,0 +1,194 @@
+"""Real sockets for TLS tests: servers on 127.0.0.1, raw ClientHellos, plaintext records."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tlslite.constants import ContentType, ExtensionType, GroupName
+from tlslite.handshakehelpers import HandshakeHelpers
+from tlslite.handshakehashes import HandshakeHashes
+from tlslite.messages import ClientHello, ServerHello
+from tlslite.utils.codec import Parser
+from tlslite.utils.keyfactory import parsePEMKey
+from tlslite.x509certchain import X509CertChain
+
+from ibepsk import HandshakeSettings, TLSConnection
+from ibepsk.client import ClientConfig, connect
+from ibepsk.server import ServerConfig, TLSServer
+
+from pki import Issued
+
+TIMEOUT = 10
+
+
+@dataclass
+class Observed:
+    """What the server side saw, recorded by the test application."""
+
+    connections: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, conn: TLSConnection, data: bytes) -> None:
+        with self.lock:
+            self.connections.append(
+                {
+                    "mode": conn.handshake_mode,
+                    "identity": conn.ibe_identity,
+                    "kex": conn.psk_key_exchange,
+                    "cipher": conn.getCipherName(),
+                    "data": data,
+                }
+            )
+
+
+def echo_and_record(observed: Observed) -> Callable[[TLSConnection], None]:
+    def application(conn: TLSConnection) -> None:
+        data = conn.read()
+        observed.record(conn, bytes(data))
+        conn.write(b"echo:" + data)
+
+    return application
+
+
+def tlslite_chain(issued: Issued, *chain: Issued) -> X509CertChain:
+    result = X509CertChain()
+    result.parsePemList((issued.cert_pem() + b"".join(c.cert_pem() for c in chain)).decode())
+    return result
+
+
+def tlslite_key(issued: Issued) -> Any:
+    return parsePEMKey(issued.key_pem().decode(), private=True, implementations=["python"])
+
+
+@contextlib.contextmanager
+def running_server(
+    settings: HandshakeSettings,
+    application: Callable[[TLSConnection], None] | None = None,
+    cert: Issued | None = None,
+) -> Iterator[tuple[TLSServer, Observed]]:
+    observed = Observed()
+    config = ServerConfig(settings, timeout=TIMEOUT)
+    if cert is not None:
+        config.cert_chain, config.private_key = tlslite_chain(cert), tlslite_key(cert)
+    server = TLSServer(config, application or echo_and_record(observed)).start()
+    try:
+        yield server, observed
+    finally:
+        server.close()
+
+
+@dataclass
+class ClientResult:
+    mode: Any
+    ibe_identity: str | None
+    psk_key_exchange: str | None
+    cipher: str | None
+    group: str | None
+    resumed: bool
+    session: Any
+
+
+def exchange(server: TLSServer, config: ClientConfig, message: bytes = b"ping", session: Any = None) -> ClientResult:
+    """Connect, send ``message``, check the echo, close, and say what the client saw."""
+    conn = connect(*server.address, config, session=session)
+    try:
+        conn.write(message)
+        assert conn.read() == b"echo:" + message
+        group = GroupName.toRepr(conn.ecdhCurve) if conn.ecdhCurve else None
+        return ClientResult(
+            conn.handshake_mode, conn.ibe_identity, conn.psk_key_exchange, conn.getCipherName(), group,
+            conn.resumed, conn.session,
+        )  # fmt: skip
+    finally:
+        conn.close()
+
+
+# --- raw records ---------------------------------------------------------------
+
+
+def read_record(sock: socket.socket) -> tuple[int, bytes]:
+    header = _read_exactly(sock, 5)
+    content_type, _version, length = struct.unpack(">BHH", header)
+    return content_type, _read_exactly(sock, length)
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = bytearray()
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError(f"peer closed after {len(data)} of {count} bytes")
+        data += chunk
+    return bytes(data)
+
+
+def handshake_record(message: bytes) -> bytes:
+    return struct.pack(">BHH", ContentType.handshake, 0x0303, len(message)) + message
+
+
+def send_and_read_first_record(address: tuple[str, int], payload: bytes) -> tuple[int, bytes]:
+    with socket.create_connection(address, timeout=TIMEOUT) as sock:
+        sock.sendall(payload)
+        return read_record(sock)
+
+
+def alert_description(record: tuple[int, bytes]) -> int:
+    content_type, body = record
+    assert content_type == ContentType.alert, f"expected an alert record, got content type {content_type}"
+    return body[1]
+
+
+def parse_server_hello(record: tuple[int, bytes]) -> ServerHello:
+    content_type, body = record
+    assert content_type == ContentType.handshake and body[0] == 2, "expected a plaintext ServerHello"
+    return ServerHello().parse(Parser(bytearray(body[1:])))
+
+
+@dataclass
+class CapturedHello:
+    hello: ClientHello
+    psk_configs: list[tuple[bytearray, bytearray, str]]
+
+    def resign(self) -> bytes:
+        """Recompute every binder (after a mutation) and serialise as a record."""
+        HandshakeHelpers.update_binders(self.hello, HandshakeHashes(), self.psk_configs)
+        return handshake_record(bytes(self.hello.write()))
+
+    def unsigned(self) -> bytes:
+        return handshake_record(bytes(self.hello.write()))
+
+
+def capture_client_hello(settings: HandshakeSettings, server_name: str) -> CapturedHello:
+    """Run a real ibepsk client against a bare TCP listener and keep its first ClientHello."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    conn_box: dict[str, TLSConnection] = {}
+
+    def client() -> None:
+        sock = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
+        conn_box["conn"] = TLSConnection(sock)
+        with contextlib.suppress(Exception):
+            conn_box["conn"].handshakeClientCert(settings=settings, serverName=server_name)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    peer, _ = listener.accept()
+    with peer:
+        peer.settimeout(TIMEOUT)
+        content_type, body = read_record(peer)
+    listener.close()
+    thread.join(TIMEOUT)
+    assert content_type == ContentType.handshake and body[0] == 1
+    hello = ClientHello().parse(Parser(bytearray(body[1:])))
+    offer = conn_box["conn"]._ibe_offer
+    assert offer is not None, "the client did not offer an IBE-PSK"
+    return CapturedHello(hello, [offer.psk_config()])
+
+
+def psk_extension(hello: ClientHello) -> Any:
+    return hello.getExtension(ExtensionType.pre_shared_key)
