@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tlslite.constants import AlertDescription
 from tlslite.errors import TLSAbruptCloseError, TLSAlert, TLSError, TLSLocalAlert, TLSRemoteAlert
 from tlslite.utils.codec import DecodeError
 
@@ -52,9 +53,9 @@ class ServerStats:
 
 def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, TLSLocalAlert):
-        return f"sent alert {exc.description}: {exc.message or ''}".rstrip(": ")
+        return f"sent alert {AlertDescription.toRepr(exc.description)}: {exc.message or ''}".rstrip(": ")
     if isinstance(exc, TLSRemoteAlert):
-        return f"peer sent alert {exc.description}"
+        return f"peer sent alert {AlertDescription.toRepr(exc.description)}"
     if isinstance(exc, TLSAbruptCloseError | ConnectionError | EOFError):
         return "peer closed the connection"
     if isinstance(exc, TimeoutError | socket.timeout):

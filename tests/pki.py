@@ -64,9 +64,7 @@ def make_ca(common_name: str = "ibepsk test CA", kind: str = "p256") -> Issued:
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     return Issued(builder.sign(key, _sign_hash(key)), key)
@@ -99,7 +97,8 @@ def issue(
             x509.SubjectAlternativeName([x509.DNSName(n) for n in (dns_names or (common_name,))]), critical=False
         )
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,  # type: ignore[arg-type]
         )
     )
     return Issued(builder.sign(ca.key, _sign_hash(ca.key)), key)

@@ -12,6 +12,7 @@ from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring
 from ibepsk.client import ClientConfig, connect
 from ibepsk.keys import IdentityKey, TAMasterKey, TAPublicParams
 from ibepsk.tls.certs import ServerCertificateChecker, TrustAnchors
+
 from pki import issue, make_ca
 from tls_support import exchange, parse_server_hello, running_server, send_and_read_first_record
 
@@ -146,7 +147,7 @@ def test_key_from_another_ta_falls_back_to_certificate(ta: TAMasterKey) -> None:
 
 def test_client_needs_an_identity(ta: TAMasterKey) -> None:
     with running_server(server_settings(ta.extract("localhost"))) as (server, _):
-        with pytest.raises(ValueError, match="needs settings.ibe_identity or serverName"):
+        with pytest.raises(ValueError, match=r"needs settings\.ibe_identity or serverName"):
             connect(*server.address, client_config(ta.public, server_name=None))  # type: ignore[arg-type]
 
 

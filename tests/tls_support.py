@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlslite.constants import ContentType, ExtensionType, GroupName
-from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.handshakehashes import HandshakeHashes
+from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.messages import ClientHello, ServerHello
 from tlslite.utils.codec import Parser
 from tlslite.utils.keyfactory import parsePEMKey
@@ -128,8 +128,13 @@ def _read_exactly(sock: socket.socket, count: int) -> bytes:
     return bytes(data)
 
 
+MAX_FRAGMENT = 1 << 14
+
+
 def handshake_record(message: bytes) -> bytes:
-    return struct.pack(">BHH", ContentType.handshake, 0x0303, len(message)) + message
+    """The message in as many handshake records as it needs (2^14 bytes of payload each)."""
+    chunks = [message[i : i + MAX_FRAGMENT] for i in range(0, len(message), MAX_FRAGMENT)]
+    return b"".join(struct.pack(">BHH", ContentType.handshake, 0x0303, len(c)) + c for c in chunks)
 
 
 def send_and_read_first_record(address: tuple[str, int], payload: bytes) -> tuple[int, bytes]:

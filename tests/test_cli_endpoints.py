@@ -1,0 +1,99 @@
+"""``ibepsk serve`` and ``ibepsk connect`` as real processes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ibepsk import keys
+from ibepsk.keys import TAMasterKey
+
+from test_cli_ta import assert_one_line_error, ibepsk
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, ta: TAMasterKey) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("endpoints")
+    paths = {"public": directory / "public.pem", "localhost": directory / "localhost.key"}
+    keys.write_key_file(paths["public"], ta.public)
+    keys.write_key_file(paths["localhost"], ta.extract("localhost"))
+    return paths
+
+
+class ServerProcess:
+    def __init__(self, *args: str) -> None:
+        command = [sys.executable, "-m", "ibepsk.cli", "serve", "--accept", "127.0.0.1:0", *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        banner = self.process.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", banner)
+        assert match, f"no banner: {banner!r} {self.stop()}"
+        self.port = int(match.group(1))
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            _, stderr = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+        return stderr
+
+
+@pytest.fixture()
+def www_server(files: dict[str, Path]) -> Iterator[ServerProcess]:
+    server = ServerProcess("--ibe-key", str(files["localhost"]), "--www", "--ta", str(files["public"]))
+    yield server
+    server.stop()
+
+
+def test_connect_to_www_server(www_server: ServerProcess, files: dict[str, Path]) -> None:
+    result = ibepsk(
+        "connect", f"127.0.0.1:{www_server.port}", "--ta", str(files["public"]), "--identity", "localhost",
+        "--send", r"GET / HTTP/1.0\r\n\r\n", "--reconnect",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "mode=ibe-psk identity=localhost" in result.stdout
+    assert "resumed connection" in result.stdout and "mode=resumption" in result.stdout
+    assert result.stdout.count("HTTP/1.1 200 OK") == 2
+    log = www_server.stop()
+    assert len(re.findall(r"handshake ok mode=ibe-psk identity=localhost kex=psk_dhe_ke cipher=\S+ [\d.]+ms", log)) == 1
+    assert "Traceback" not in log
+
+
+def test_wrong_ta_gets_a_clear_error(www_server: ServerProcess, tmp_path: Path) -> None:
+    other = tmp_path / "other.pem"
+    keys.write_key_file(other, TAMasterKey.generate().public)
+    result = ibepsk("connect", f"127.0.0.1:{www_server.port}", "--ta", str(other), "--identity", "localhost")
+    assert_one_line_error(result, "decrypt_error")
+    log = www_server.stop()
+    assert "handshake failed: sent alert decrypt_error" in log and "Traceback" not in log
+
+
+def test_connect_to_nothing(files: dict[str, Path]) -> None:
+    result = ibepsk("connect", "127.0.0.1:9", "--ta", str(files["public"]), "--identity", "localhost")
+    assert_one_line_error(result, "onnection refused")
+
+
+def test_serve_refuses_key_from_another_ta(files: dict[str, Path], tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger.key"
+    keys.write_key_file(stranger, TAMasterKey.generate().extract("localhost"))
+    result = ibepsk("serve", "--accept", "127.0.0.1:0", "--ibe-key", str(stranger), "--ta", str(files["public"]))
+    assert_one_line_error(result, "issued by TA")
+
+
+def test_serve_needs_credentials() -> None:
+    assert_one_line_error(ibepsk("serve", "--accept", "127.0.0.1:0"), "give at least one --ibe-key")
+
+
+def test_serve_bad_accept_address(files: dict[str, Path]) -> None:
+    assert_one_line_error(ibepsk("serve", "--accept", "x:y", "--ibe-key", str(files["localhost"])), "HOST:PORT")
+
+
+def test_connect_needs_an_identity_for_an_address(files: dict[str, Path]) -> None:
+    assert_one_line_error(ibepsk("connect", "127.0.0.1:4433", "--ta", str(files["public"])), "--identity")
