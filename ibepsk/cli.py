@@ -183,6 +183,15 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--www", action="store_true", help="answer each request with a page describing the connection")
     serve.add_argument("--psk-ke", action="store_true", help="also allow psk_ke (no (EC)DHE) when a client asks")
     serve.add_argument("--no-tickets", action="store_true", help="do not issue NewSessionTickets")
+    serve.add_argument(
+        "--early-data", type=int, default=0, metavar="N", help="accept up to N bytes of 0-RTT data (default 0: refuse)"
+    )
+    serve.add_argument(
+        "--replay-store",
+        default="memory",
+        metavar="SPEC",
+        help="0-RTT strike register: memory, memory:MAX_ENTRIES, or redis://HOST:PORT/DB (shared by a fleet)",
+    )
     serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
     serve.set_defaults(handler=_serve)
 
@@ -194,6 +203,9 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     connect.add_argument("--servername", help="SNI host name (default: HOST when it is a name)")
     connect.add_argument("--ca", metavar="FILE", help="trust anchors: validate a server certificate (allows fallback)")
     connect.add_argument("--send", metavar="TEXT", help=r"send TEXT (backslash escapes like \r\n are decoded)")
+    connect.add_argument(
+        "--early", metavar="TEXT", help="send TEXT as 0-RTT data in the first flight (escapes decoded)"
+    )
     connect.add_argument("--wait", type=float, default=3.0, metavar="SECONDS", help="how long to wait for a reply")
     connect.add_argument("--psk-ke", action="store_true", help="offer psk_ke as well as psk_dhe_ke")
     connect.add_argument("--reconnect", action="store_true", help="connect a second time, resuming with a ticket")

@@ -19,8 +19,10 @@ class ClientConfig:
     timeout: float = 10.0
 
 
-def connect(host: str, port: int, config: ClientConfig, session: Any = None) -> TLSConnection:
-    """TCP connect and run the client handshake; the caller owns (and closes) the connection."""
+def connect(
+    host: str, port: int, config: ClientConfig, session: Any = None, early_data: bytes | None = None
+) -> TLSConnection:
+    """TCP connect and run the client handshake (with ``early_data`` in the first flight); the caller closes."""
     sock = socket.create_connection((host, port), timeout=config.timeout)
     conn = TLSConnection(sock)
     try:
@@ -31,6 +33,7 @@ def connect(host: str, port: int, config: ClientConfig, session: Any = None) -> 
             settings=config.settings,
             checker=config.checker,
             serverName=config.server_name,
+            early_data=early_data,
         )
     except BaseException:
         sock.close()

@@ -15,9 +15,19 @@ from tlslite.utils.keyfactory import parsePEMKey
 
 from . import keys
 from .client import ClientConfig, connect
-from .server import ServerConfig, TLSServer, describe_connection, echo_application, www_application
+from .server import (
+    ServerConfig,
+    TLSServer,
+    describe_connection,
+    echo_application,
+    echo_early_data_handler,
+    www_application,
+    www_early_data_handler,
+)
 from .tls import HandshakeSettings, IbeKeyring, TLSConnection
 from .tls.certs import ServerCertificateChecker, TrustAnchors, load_tlslite_chain
+from .tls.replay import ReplayStore, open_replay_store
+from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 
 _TICKET_KEY_BYTES = 32
 
@@ -28,11 +38,16 @@ class EndpointError(ValueError):
 
 def server_settings(
     identity_keys: list[keys.IdentityKey],
+    *,
     default_identity: str | None = None,
     allow_psk_ke: bool = False,
     tickets: bool = True,
+    accept_early_data: int = 0,
+    replay_store: ReplayStore | None = None,
 ) -> HandshakeSettings:
     settings = HandshakeSettings()
+    settings.accept_early_data = accept_early_data
+    settings.replay_store = replay_store
     if identity_keys:
         settings.ibe_keyring = IbeKeyring(identity_keys, default=default_identity)
     if allow_psk_ke:
@@ -49,10 +64,21 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
         raise EndpointError("give at least one --ibe-key (or --cert/--key for certificate handshakes)")
     if bool(args.cert) != bool(args.key):
         raise EndpointError("--cert and --key go together")
+    if args.early_data < 0:
+        raise EndpointError("--early-data takes a number of bytes (0 to refuse early data)")
     try:
-        settings = server_settings(identity_keys, args.default_identity, args.psk_ke, not args.no_tickets)
+        store = open_replay_store(args.replay_store, DEFAULT_REPLAY_WINDOW_SECONDS) if args.early_data else None
+        settings = server_settings(
+            identity_keys,
+            default_identity=args.default_identity,
+            allow_psk_ke=args.psk_ke,
+            tickets=not args.no_tickets,
+            accept_early_data=args.early_data,
+            replay_store=store,
+        )
     except ValueError as exc:
         raise EndpointError(str(exc)) from None
+    settings.early_data_handler = www_early_data_handler if args.www else echo_early_data_handler
     config = ServerConfig(settings)
     if args.cert:
         config.cert_chain = load_tlslite_chain(args.cert)
@@ -106,9 +132,13 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
     return ClientConfig(settings, server_name=server_name, checker=checker, timeout=args.wait + 7)
 
 
+def _decode_text(text: str) -> bytes:
+    return codecs.decode(text, "unicode_escape").encode("latin-1")
+
+
 def _exchange(conn: TLSConnection, text: str | None, wait: float) -> bytes:
     if text is not None:
-        conn.write(codecs.decode(text, "unicode_escape").encode("latin-1"))
+        conn.write(_decode_text(text))
     received = bytearray()
     conn.sock.settimeout(wait)
     deadline = time.monotonic() + wait
@@ -128,7 +158,8 @@ def run_client(args: argparse.Namespace, host: str, port: int) -> int:
     session = None
     for attempt in range(2 if args.reconnect else 1):
         started = time.perf_counter()
-        conn = connect(host, port, config, session=session)
+        early_data = _decode_text(args.early) if args.early and not attempt else None
+        conn = connect(host, port, config, session=None if early_data else session, early_data=early_data)
         took_ms = (time.perf_counter() - started) * 1000
         label = "resumed connection" if attempt else "connection"
         print(f"{label} to {host}:{port}: {conn.getVersionName()} {describe_connection(conn)} {took_ms:.1f}ms")

@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from tlslite.errors import TLSAbruptCloseError, TLSAlert, TLSError, TLSLocalAler
 from tlslite.utils.codec import DecodeError
 
 from .tls import HandshakeSettings, TLSConnection
+from .tls.early_data import EarlyDataStatus
 
 log = logging.getLogger("ibepsk.server")
 
@@ -41,14 +43,28 @@ class ServerConfig:
 class ServerStats:
     handshakes: int = 0
     failures: int = 0
+    #: Offered 0-RTT by outcome: "accepted", or the rejection reason ("replay", "disabled", …).
+    early_data: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, ok: bool) -> None:
+    def count(self, conn: TLSConnection, ok: bool) -> None:
         with self._lock:
             if ok:
                 self.handshakes += 1
             else:
                 self.failures += 1
+            outcome = early_data_outcome(conn)
+            if outcome is not None:
+                self.early_data[outcome] += 1
+
+
+def early_data_outcome(conn: TLSConnection) -> str | None:
+    """``accepted``, the reason early data was rejected, or None when none was offered."""
+    if conn.early_data_status == EarlyDataStatus.NOT_OFFERED:
+        return None
+    if conn.early_data_status == EarlyDataStatus.ACCEPTED:
+        return "accepted"
+    return str(conn.early_data_rejection or "rejected")
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -70,6 +86,9 @@ def describe_connection(conn: TLSConnection) -> str:
     if conn.psk_key_exchange:
         parts.append(f"kex={conn.psk_key_exchange}")
     parts.append(f"cipher={conn.getCipherName()}")
+    outcome = early_data_outcome(conn)
+    if outcome is not None:
+        parts.append(f"early_data={outcome}")
     return " ".join(parts)
 
 
@@ -132,31 +151,36 @@ class TLSServer:
                 alpn=self.config.alpn or None,
             )
         except Exception as exc:  # a peer must never take the server down
-            self.stats.count(ok=False)
-            self._log_failure(peer, started, exc)
+            self.stats.count(conn, ok=False)
+            self._log_failure(peer, started, exc, conn)
             _close_quietly(sock)
             return
-        self.stats.count(ok=True)
+        self.stats.count(conn, ok=True)
         took_ms = (time.perf_counter() - started) * 1000
         log.info("%s:%d handshake ok %s %.1fms", peer[0], peer[1], describe_connection(conn), took_ms)
         try:
             self.application(conn)
         except Exception as exc:  # nor can an application error
-            self._log_failure(peer, started, exc, stage="after handshake")
+            self._log_failure(peer, started, exc, conn, stage="after handshake")
         finally:
             _close_quietly(conn)
 
     @staticmethod
-    def _log_failure(peer: tuple[str, int], started: float, exc: BaseException, stage: str = "handshake") -> None:
+    def _log_failure(
+        peer: tuple[str, int], started: float, exc: BaseException, conn: TLSConnection, stage: str = "handshake"
+    ) -> None:
         took_ms = (time.perf_counter() - started) * 1000
         expected = isinstance(exc, TLSAlert | TLSError | OSError | DecodeError | EOFError)
+        outcome = early_data_outcome(conn)
+        early = f" early_data={outcome}" if outcome is not None else ""
         log.log(
             logging.INFO if expected else logging.ERROR,
-            "%s:%d %s failed: %s %.1fms",
+            "%s:%d %s failed: %s%s %.1fms",
             peer[0],
             peer[1],
             stage,
             describe_failure(exc),
+            early,
             took_ms,
             exc_info=not expected,
         )
@@ -180,17 +204,38 @@ def echo_application(conn: TLSConnection) -> None:
         conn.write(data)
 
 
-def www_application(conn: TLSConnection) -> None:
-    """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection."""
-    request = bytearray()
-    while b"\r\n\r\n" not in request and len(request) < 16384:
-        chunk = conn.read()
-        if not chunk:
-            break
-        request += chunk
-    request_line = bytes(request).split(b"\r\n", 1)[0].decode("latin-1")
+def echo_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes:
+    """Echo 0-RTT data at once, as 0.5-RTT data."""
+    return early_data
+
+
+def _complete_request(data: bytes | bytearray) -> bool:
+    return b"\r\n\r\n" in data
+
+
+def _www_page(conn: TLSConnection, request: bytes) -> bytes:
+    request_line = request.split(b"\r\n", 1)[0].decode("latin-1")
     body = (
         f"ibepsk s_server\n{describe_connection(conn)}\nprotocol={conn.getVersionName()}\nrequest={request_line}\n"
     ).encode()
     head = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    conn.write(head.encode() + body)
+    return head.encode() + body
+
+
+def www_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes | None:
+    """Answer a request that arrived whole as 0-RTT data at once, as 0.5-RTT data."""
+    request = conn.early_data
+    return _www_page(conn, request) if _complete_request(request) else None
+
+
+def www_application(conn: TLSConnection) -> None:
+    """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection."""
+    request = bytearray(conn.early_data)
+    if _complete_request(request):
+        return  # answered already, before the handshake completed
+    while not _complete_request(request) and len(request) < 16384:
+        chunk = conn.read()
+        if not chunk:
+            break
+        request += chunk
+    conn.write(_www_page(conn, bytes(request)))

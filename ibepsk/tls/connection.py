@@ -19,7 +19,8 @@ from tlslite.messages import ClientHello, ServerHello
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 
 from ..ibe import IbeDecapsulationError
-from .psk import IBE_PSK_HASH, IbeKeyring, IbePskOffer, first_ibe_identity, make_offer
+from .early_data import EarlyDataMixin
+from .psk import IBE_PSK_HASH, IbeKeyring, IbePskOffer, OpenedIbePsk, first_ibe_identity, make_offer
 
 #: What tlslite-ng's handshake generators yield while waiting on the socket.
 _WOULD_BLOCK = (0, 1)
@@ -43,13 +44,8 @@ class HandshakeMode(StrEnum):
     CERTIFICATE = "certificate"
 
 
-class TLSConnection(_TlsliteConnection):  # type: ignore[misc]
-    """A tlslite-ng ``TLSConnection`` that speaks IBE-PSK (see :class:`ibepsk.HandshakeSettings`).
-
-    After a handshake, ``handshake_mode`` says how the server was
-    authenticated, ``ibe_identity`` which identity an IBE-PSK proved, and
-    ``psk_key_exchange`` whether (EC)DHE was mixed in.
-    """
+class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
+    """The IBE-PSK layer of :class:`TLSConnection`."""
 
     def __init__(self, sock: Any) -> None:
         super().__init__(sock)
@@ -58,7 +54,7 @@ class TLSConnection(_TlsliteConnection):  # type: ignore[misc]
         self.psk_key_exchange: str | None = None
         self._ibe_offer: IbePskOffer | None = None
         self._ibe_binder_context: tuple[Any, Any] | None = None
-        self._ibe_opened: tuple[str, int] | None = None
+        self._ibe_opened: OpenedIbePsk | None = None
         self._external_psk_indexes: frozenset[int] = frozenset()
         self._certificate_fallback = False
 
@@ -111,11 +107,10 @@ class TLSConnection(_TlsliteConnection):  # type: ignore[misc]
         return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)  # type: ignore[no-any-return]
 
     def _mark_ibe_identity(self, client_hello: ClientHello) -> None:
-        # tlslite computed the binders with age 0; set TiigerTLS's marker and recompute them.
-        # (After a HelloRetryRequest tlslite re-sends this same extension object, marker included.)
+        # tlslite computed the binders with age 0; set TiigerTLS's marker and recompute them, on every
+        # ClientHello we send (after a HelloRetryRequest, other layers may have changed the message too).
         assert self._ibe_offer is not None and self._ibe_binder_context is not None
         settings, session = self._ibe_binder_context
-        self._ibe_binder_context = None
         extension = client_hello.getExtension(ExtensionType.pre_shared_key)
         for identity in extension.identities:
             if identity.identity == self._ibe_offer.ciphertext:
@@ -227,7 +222,7 @@ class TLSConnection(_TlsliteConnection):  # type: ignore[misc]
         except TLSIllegalParameterException:
             return AlertDescription.decrypt_error, "IBE-PSK binder does not verify"  # RFC 8446 §4.2.11
         settings.pskConfigs = type(settings.pskConfigs)([(ciphertext, psk, IBE_PSK_HASH), *settings.pskConfigs])
-        self._ibe_opened = (identity, index)
+        self._ibe_opened = OpenedIbePsk(identity, index, bytes(ciphertext), psk)
         return None
 
     @staticmethod
@@ -259,8 +254,8 @@ class TLSConnection(_TlsliteConnection):  # type: ignore[misc]
             "psk_dhe_ke" if server_hello.getExtension(ExtensionType.key_share) is not None else "psk_ke"
         )
         opened = self._ibe_opened
-        if opened is not None and selected.selected == opened[1]:
-            self.handshake_mode, self.ibe_identity = HandshakeMode.IBE_PSK, opened[0]
+        if opened is not None and selected.selected == opened.index:
+            self.handshake_mode, self.ibe_identity = HandshakeMode.IBE_PSK, opened.identity
         elif selected.selected in self._external_psk_indexes:
             self.handshake_mode = HandshakeMode.EXTERNAL_PSK
         else:
@@ -274,3 +269,13 @@ class TLSConnection(_TlsliteConnection):  # type: ignore[misc]
         self._ibe_binder_context = None
         self._ibe_opened = None
         self._external_psk_indexes = frozenset()
+
+
+class TLSConnection(EarlyDataMixin, IbePskConnection):
+    """A tlslite-ng ``TLSConnection`` that speaks IBE-PSK (see :class:`ibepsk.HandshakeSettings`).
+
+    After a handshake, ``handshake_mode`` says how the server was
+    authenticated, ``ibe_identity`` which identity an IBE-PSK proved, and
+    ``psk_key_exchange`` whether (EC)DHE was mixed in; ``early_data_status``
+    what became of 0-RTT data (and, on a server, ``early_data`` holds it).
+    """

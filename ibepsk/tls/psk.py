@@ -58,6 +58,16 @@ class IbePskOffer:
         return (self.ciphertext, self.psk, IBE_PSK_HASH)
 
 
+@dataclass(frozen=True)
+class OpenedIbePsk:
+    """What a server learnt from the one IBE identity it opened in a ClientHello."""
+
+    identity: str
+    index: int
+    ciphertext: bytes
+    psk: bytearray = field(repr=False)
+
+
 class _EncapsulatorCache:
     """Keeps one Encapsulator per (TA, server name): H1 and the pairing base are reused."""
 

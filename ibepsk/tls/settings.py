@@ -7,10 +7,23 @@ from typing import Any
 from tlslite.handshakesettings import HandshakeSettings as _TlsliteSettings
 
 from ..keys import TAPublicParams
+from .early_data import MAX_RECORD_PLAINTEXT, EarlyDataHandler
 from .psk import IbeKeyring
+from .replay import MemoryReplayStore, ReplayStore
 
 #: Attributes this subclass adds; ``validate()`` carries them into its copy.
-_IBE_FIELDS = ("ibe_public_params", "ibe_identity", "ibe_keyring")
+_OUR_FIELDS = (
+    "ibe_public_params",
+    "ibe_identity",
+    "ibe_keyring",
+    "ibe_max_early_data",
+    "early_data_resend",
+    "accept_early_data",
+    "replay_store",
+    "early_data_handler",
+)
+#: How long the default strike register remembers a first flight (see docs/replay.md).
+DEFAULT_REPLAY_WINDOW_SECONDS = 3 * 24 * 3600
 
 
 class _PskConfigsWithIbe(list[Any]):
@@ -34,9 +47,22 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         when set, every TLS 1.3 ClientHello offers a fresh IBE-PSK.
         ``ibe_identity``: the identity to encapsulate to (default: the
         ``serverName`` given to the handshake).
-    Server field:
+        ``ibe_max_early_data``: the most 0-RTT data the client will send
+        (``handshakeClientCert(early_data=…)``), default 2^14.
+        ``early_data_resend``: send rejected early data again after the
+        handshake, as TiigerTLS does (default True).
+    Server fields:
         ``ibe_keyring``: an :class:`~ibepsk.tls.psk.IbeKeyring`; when set, the
         server accepts IBE-PSKs addressed to any of its identities.
+        ``accept_early_data``: accept up to this many bytes of 0-RTT data over
+        an IBE-PSK; 0 (the default) never accepts.
+        ``replay_store``: the strike register that lets each first flight's
+        early data in once (default: an in-process
+        :class:`~ibepsk.tls.replay.MemoryReplayStore`, shared by every
+        connection using these settings).
+        ``early_data_handler``: ``handler(conn, data) -> bytes | None``, called
+        with accepted early data before the handshake completes; what it
+        returns is sent at once, as 0.5-RTT data.
 
     Unlike tlslite-ng, ``psk_modes`` defaults to ``["psk_dhe_ke"]`` (forward
     secrecy); add ``"psk_ke"`` to allow PSK-only key exchange.
@@ -48,13 +74,21 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         self.ibe_public_params: TAPublicParams | None = None
         self.ibe_identity: str | None = None
         self.ibe_keyring: IbeKeyring | None = None
+        self.ibe_max_early_data = MAX_RECORD_PLAINTEXT
+        self.early_data_resend = True
+        self.accept_early_data = 0
+        self.replay_store: ReplayStore | None = None
+        self.early_data_handler: EarlyDataHandler | None = None
 
     def validate(self) -> HandshakeSettings:
         """Hooks tlslite's ``validate()``, which copies into a plain HandshakeSettings: keep our class and fields."""
         checked = super().validate()
+        if self.accept_early_data and self.replay_store is None:
+            # Created on the caller's object, so every connection using it shares one register.
+            self.replay_store = MemoryReplayStore(DEFAULT_REPLAY_WINDOW_SECONDS)
         ours = HandshakeSettings.__new__(type(self))
         ours.__dict__.update(checked.__dict__)
-        for name in _IBE_FIELDS:
+        for name in _OUR_FIELDS:
             setattr(ours, name, getattr(self, name))
         # tlslite shares pskConfigs by reference; the connection adds per-connection entries to its own copy.
         ours.pskConfigs = _PskConfigsWithIbe(checked.pskConfigs) if self.ibe_keyring else list(checked.pskConfigs)
