@@ -14,10 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .client import ClientConfig, connect
+from .endpoints import server_settings
 from .ibe import Decapsulator, Encapsulator, encapsulate, get_backend
 from .ibe.h3 import h3
 from .ibe.hashes import h1
 from .keys import TAMasterKey
+from .netem import DelayProxy
+from .server import ServerConfig, TLSServer, www_application, www_early_data_handler
+from .tls import HandshakeSettings
 
 
 @dataclass(frozen=True)
@@ -80,3 +85,68 @@ def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Meas
         ratio = m.median_us / baseline.median_us
         print(f"{m.name:36} {m.median_us:10.1f} {ratio:7.2f} {target:>10}  {m.verdict()}")
     return results
+
+
+# --- time to first response byte: 0-RTT against 1-RTT ---------------------------------
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+
+def first_response_byte_ms(address: tuple[str, int], config: ClientConfig, zero_rtt: bool) -> float:
+    """From TCP connect to the first byte of the answer to REQUEST, sent as 0-RTT data or after the handshake."""
+    started = time.perf_counter()
+    conn = connect(*address, config, early_data=REQUEST if zero_rtt else None)
+    try:
+        if not zero_rtt:
+            conn.write(REQUEST)
+        if not conn.read(max=1):
+            raise RuntimeError("the server closed without answering")
+        return (time.perf_counter() - started) * 1000
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class ZeroRttResult:
+    one_way_delay_ms: float
+    one_rtt_ms: float
+    zero_rtt_ms: float
+
+    @property
+    def saved_round_trips(self) -> float:
+        return (self.one_rtt_ms - self.zero_rtt_ms) / (2 * self.one_way_delay_ms)
+
+
+def measure_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
+    """A server with 0-RTT on, behind a proxy adding ``delay_ms`` each way; medians of ``runs`` of each kind."""
+    ta = TAMasterKey.generate()
+    settings = server_settings([ta.extract("localhost")], accept_early_data=4096)
+    settings.early_data_handler = www_early_data_handler
+    client = HandshakeSettings()
+    client.ibe_public_params = ta.public
+    config = ClientConfig(client, server_name="localhost")
+    samples: dict[bool, list[float]] = {False: [], True: []}
+    with (
+        TLSServer(ServerConfig(settings), www_application).start() as server,
+        DelayProxy(server.address, delay_ms / 1000) as proxy,
+    ):
+        for _ in range(runs):
+            for zero_rtt in (False, True):
+                samples[zero_rtt].append(first_response_byte_ms(proxy.address, config, zero_rtt))
+    return ZeroRttResult(delay_ms, statistics.median(samples[False]), statistics.median(samples[True]))
+
+
+def bench_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
+    result = measure_zero_rtt(delay_ms, runs)
+    rtt = 2 * delay_ms
+    print(f"ibepsk bench zero-rtt — {delay_ms:g} ms each way (RTT {rtt:g} ms) via a delaying proxy; {machine_line()}")
+    print(f"median of {runs} connections each; time from TCP connect to the first byte of the answer")
+    print(f"{'request sent':34} {'median ms':>10} {'RTTs':>6}")
+    print(f"{'after the handshake (1-RTT)':34} {result.one_rtt_ms:10.1f} {result.one_rtt_ms / rtt:6.2f}")
+    print(f"{'in the first flight (0-RTT)':34} {result.zero_rtt_ms:10.1f} {result.zero_rtt_ms / rtt:6.2f}")
+    verdict = "met" if result.saved_round_trips >= 0.9 else "MISSED"
+    print(
+        f"0-RTT saves {result.one_rtt_ms - result.zero_rtt_ms:.1f} ms = {result.saved_round_trips:.2f} round trips "
+        f"(target: one full round trip: {verdict})"
+    )
+    return result

@@ -156,6 +156,13 @@ def _bench_ibe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_zero_rtt(args: argparse.Namespace) -> int:
+    from .bench import bench_zero_rtt
+
+    bench_zero_rtt(delay_ms=args.delay_ms, runs=args.runs)
+    return 0
+
+
 # --- the parser -------------------------------------------------------------------
 
 
@@ -247,6 +254,10 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     ibe.add_argument("--iterations", type=int, default=50, help="calls per run")
     ibe.add_argument("--runs", type=int, default=5, help="runs; the median of the run medians is reported")
     ibe.set_defaults(handler=_bench_ibe)
+    zero = sub.add_parser("zero-rtt", help="time to first response byte, 0-RTT against 1-RTT, with added latency")
+    zero.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay the proxy adds (default 20)")
+    zero.add_argument("--runs", type=int, default=9, help="connections of each kind; medians are reported")
+    zero.set_defaults(handler=_bench_zero_rtt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from .server import (
 )
 from .tls import HandshakeSettings, IbeKeyring, TLSConnection
 from .tls.certs import ServerCertificateChecker, TrustAnchors, load_tlslite_chain
-from .tls.replay import ReplayStore, open_replay_store
+from .tls.replay import ReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 
 _TICKET_KEY_BYTES = 32
@@ -76,7 +76,7 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
             accept_early_data=args.early_data,
             replay_store=store,
         )
-    except ValueError as exc:
+    except (ValueError, ReplayStoreError) as exc:
         raise EndpointError(str(exc)) from None
     settings.early_data_handler = www_early_data_handler if args.www else echo_early_data_handler
     config = ServerConfig(settings)

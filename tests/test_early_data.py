@@ -18,6 +18,7 @@ from ibepsk.keys import IdentityKey, TAMasterKey, TAPublicParams
 from ibepsk.server import TLSServer
 from ibepsk.tls.early_data import EarlyDataStatus
 from ibepsk.tls.replay import MemoryReplayStore
+
 from tls_support import (
     TIMEOUT,
     FirstFlightRecorder,
@@ -231,5 +232,3 @@ def test_ticket_first_means_no_early_data(ta: TAMasterKey) -> None:
             assert conn.early_data_status == EarlyDataStatus.NOT_OFFERED
         finally:
             conn.close()
-
-

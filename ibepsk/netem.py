@@ -1,0 +1,89 @@
+"""A TCP proxy that adds a fixed one-way delay, to show round trips on loopback.
+
+0-RTT saves a round trip; on loopback a round trip costs microseconds, so the
+demo and the benchmark put this proxy between client and server (e.g. 20 ms
+each way) to make the saving visible. Bytes keep their order and timing
+relative to each other; only latency is added.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import socket
+import threading
+import time
+
+_CHUNK = 65536
+_STOP = b""
+
+
+class DelayProxy:
+    """Listens on 127.0.0.1 and forwards each connection to ``target`` with ``delay`` seconds each way."""
+
+    def __init__(self, target: tuple[str, int], delay: float) -> None:
+        self.target = target
+        self.delay = delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, name="delay-proxy", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def __enter__(self) -> DelayProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+    def _accept_loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._pipe(client, upstream)
+            self._pipe(upstream, client)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        pending: queue.Queue[tuple[float, bytes]] = queue.Queue()
+        threading.Thread(target=self._read, args=(source, pending), daemon=True).start()
+        threading.Thread(target=self._write, args=(sink, pending), daemon=True).start()
+
+    def _read(self, source: socket.socket, pending: queue.Queue[tuple[float, bytes]]) -> None:
+        data = b"x"
+        while data:
+            try:
+                data = source.recv(_CHUNK)
+            except OSError:
+                data = _STOP
+            pending.put((time.monotonic() + self.delay, data))
+
+    @staticmethod
+    def _write(sink: socket.socket, pending: queue.Queue[tuple[float, bytes]]) -> None:
+        while True:
+            due, data = pending.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            if data == _STOP:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
