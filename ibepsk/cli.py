@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tlslite.errors import TLSError
 
 from . import keys
+from .epochs import EpochPeriod, epoch_identity
 from .ibe.errors import IbeError
 
 MASTER_FILE = "master.key"
@@ -54,7 +56,10 @@ def _ta_extract(args: argparse.Namespace) -> int:
     master = keys.load_master_key(_master_path(args.ta))
     output = Path(args.output)
     _refuse_existing([output], args.force)
-    identity_key = master.extract(_checked_identity(args.identity))
+    identity = _checked_identity(args.identity)
+    if args.epoch:
+        identity = _epoch_bound(identity, args.epoch, args.at)
+    identity_key = master.extract(identity)
     keys.write_key_file(output, identity_key, force=args.force)
     print(f"wrote identity key for {identity_key.identity!r} to {output} (secret, mode 0600)")
     return 0
@@ -85,6 +90,16 @@ def _ta_import(args: argparse.Namespace) -> int:
         keys.write_key_file(path, obj, force=args.force)
         print(f"wrote {path}")
     return 0
+
+
+def _epoch_bound(host: str, period: str, at: str | None) -> str:
+    try:
+        when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return str(epoch_identity(host, when, EpochPeriod(period)))
+    except ValueError as exc:
+        raise CliError(f"cannot bind {host!r} to an epoch: {exc}") from None
 
 
 def _checked_identity(identity: str) -> str:
@@ -215,6 +230,9 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     )
     connect.add_argument("--wait", type=float, default=3.0, metavar="SECONDS", help="how long to wait for a reply")
     connect.add_argument("--psk-ke", action="store_true", help="offer psk_ke as well as psk_dhe_ke")
+    connect.add_argument(
+        "--epoch", choices=[period.value for period in EpochPeriod], help="encapsulate to IDENTITY|current epoch"
+    )
     connect.add_argument("--reconnect", action="store_true", help="connect a second time, resuming with a ticket")
     connect.set_defaults(handler=_connect)
 
@@ -230,6 +248,14 @@ def _add_ta_commands(ta: argparse.ArgumentParser) -> None:
     extract.add_argument("--ta", required=True, help=f"TA directory (holding {MASTER_FILE}) or master key file")
     extract.add_argument("identity", metavar="IDENTITY", help="identity string, e.g. the server's host name")
     extract.add_argument("-o", "--output", required=True, metavar="FILE", help="identity key file to write")
+    extract.add_argument(
+        "--epoch",
+        choices=[period.value for period in EpochPeriod],
+        help="bind the identity to one epoch: IDENTITY|YYYY-MM-DD (day) or IDENTITY|YYYY-MM-DDTHH (hour)",
+    )
+    extract.add_argument(
+        "--at", metavar="DATETIME", help="with --epoch: a time in the epoch (ISO 8601, UTC; default now)"
+    )
     extract.add_argument("--force", action="store_true", help="overwrite an existing file")
     extract.set_defaults(handler=_ta_extract)
 

@@ -15,6 +15,7 @@ from tlslite.utils.keyfactory import parsePEMKey
 
 from . import keys
 from .client import ClientConfig, connect
+from .epochs import EpochPeriod
 from .server import (
     ServerConfig,
     TLSServer,
@@ -117,6 +118,7 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
     if args.ta:
         settings.ibe_public_params = keys.load_public_params(args.ta)
         settings.ibe_identity = args.identity or server_name
+        settings.ibe_epoch = EpochPeriod(args.epoch) if args.epoch else None
         if not settings.ibe_identity:
             raise EndpointError(f"{host} is an address: say which identity to encapsulate to with --identity")
     if args.psk_ke:

@@ -19,8 +19,17 @@ from tlslite.messages import ClientHello, ServerHello
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 
 from ..ibe import IbeDecapsulationError
+from .accel import AccelerationMixin
 from .early_data import EarlyDataMixin
-from .psk import IBE_PSK_HASH, IbeKeyring, IbePskOffer, OpenedIbePsk, first_ibe_identity, make_offer
+from .psk import (
+    IBE_PSK_HASH,
+    IbeKeyring,
+    IbePskOffer,
+    OpenedIbePsk,
+    client_identity,
+    first_ibe_identity,
+    make_offer,
+)
 
 #: What tlslite-ng's handshake generators yield while waiting on the socket.
 _WOULD_BLOCK = (0, 1)
@@ -89,7 +98,8 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         public = getattr(settings, "ibe_public_params", None)
         if public is not None and settings.maxVersion >= TLS_1_3:
             server_name = args[4]  # (srpUsername, srpParams, certParams, anonParams, serverName, ...)
-            offer = make_offer(public, settings.ibe_identity or server_name)
+            identity = client_identity(settings.ibe_identity or server_name, settings.ibe_epoch)
+            offer = make_offer(public, identity)
             settings.pskConfigs = [offer.psk_config(), *settings.pskConfigs]
             self._ibe_offer = offer
             self._ibe_binder_context = (settings, session)
@@ -271,11 +281,12 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         self._external_psk_indexes = frozenset()
 
 
-class TLSConnection(EarlyDataMixin, IbePskConnection):
+class TLSConnection(AccelerationMixin, EarlyDataMixin, IbePskConnection):
     """A tlslite-ng ``TLSConnection`` that speaks IBE-PSK (see :class:`ibepsk.HandshakeSettings`).
 
     After a handshake, ``handshake_mode`` says how the server was
     authenticated, ``ibe_identity`` which identity an IBE-PSK proved, and
     ``psk_key_exchange`` whether (EC)DHE was mixed in; ``early_data_status``
     what became of 0-RTT data (and, on a server, ``early_data`` holds it).
+    Records, key exchange and signatures run on ``cryptography`` (:mod:`ibepsk.tls.accel`).
     """

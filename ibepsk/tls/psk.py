@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Protocol
 
-from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator
+from ..epochs import EpochError, EpochPeriod, epoch_identity, parse_identity
+from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
 from ..keys import IdentityKey, TAPublicParams
 
 #: The PSK hash every IBE-PSK uses: its binder and the suite it allows.
 IBE_PSK_HASH = "sha256"
+#: How far a client's clock may be off before it uses another epoch's identity than the server expects.
+DEFAULT_EPOCH_SKEW = timedelta(minutes=10)
 
 
 class IbeScheme(IntEnum):
@@ -94,17 +98,32 @@ class _EncapsulatorCache:
 _encapsulators = _EncapsulatorCache()
 
 
+def client_identity(base: str, epoch: EpochPeriod | None, now: datetime | None = None) -> str:
+    """The identity a client encapsulates to: ``base``, bound to the current epoch when asked."""
+    return base if epoch is None else str(epoch_identity(base, now or _utc_now(), epoch))
+
+
 def make_offer(public: TAPublicParams, identity: str) -> IbePskOffer:
     """A fresh encapsulation to ``identity``: never reuse one across connections."""
     encapsulation = _encapsulators.get(public, identity).encapsulate()
     return IbePskOffer(identity, bytearray(encapsulation.ciphertext), bytearray(encapsulation.psk))
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class IbeKeyring:
     """A server's identity keys, chosen by SNI, with one default.
 
+    Epoch-bound identities (``host|2026-11-27``, see :mod:`ibepsk.epochs`) are
+    chosen by the server's clock: the key for the current epoch, and within
+    ``epoch_skew`` of an epoch boundary also the neighbouring one, for clients
+    whose clocks run a little early or late. So one ciphertext costs one
+    pairing, two near a boundary, never one per key held.
+
     ``decapsulations`` counts pairings spent, so an operator (and the tests)
-    can see that a ClientHello never costs more than one.
+    can see what a ClientHello costs.
     """
 
     def __init__(
@@ -112,31 +131,63 @@ class IbeKeyring:
         keys: Iterable[IdentityKey],
         default: str | None = None,
         public: TAPublicParams | None = None,
+        *,
+        epoch_skew: timedelta = DEFAULT_EPOCH_SKEW,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._keys: dict[str, Decapsulator] = {}
+        self._epochs: dict[str, EpochPeriod] = {}
         for key in keys:
             if public is not None:
                 key.verify(public)
             self._keys[key.identity] = Decapsulator(key.key)
+            self._note_epoch(key.identity)
         if not self._keys:
             raise ValueError("an IbeKeyring needs at least one identity key")
         self.default = default if default is not None else next(iter(self._keys))
         if self.default not in self._keys:
             raise ValueError(f"default identity {self.default!r} has no key in this keyring")
+        self.epoch_skew = epoch_skew
+        self._clock = clock
         self._count_lock = threading.Lock()
         self.decapsulations = 0
+
+    def _note_epoch(self, identity: str) -> None:
+        try:
+            epoch = parse_identity(identity)
+        except EpochError:
+            return
+        self._epochs[epoch.host] = epoch.period
 
     @property
     def identities(self) -> list[str]:
         return list(self._keys)
 
-    def identity_for(self, server_name: str | None) -> str:
-        """The identity a client naming ``server_name`` in SNI encapsulated to (best guess)."""
-        return server_name if server_name in self._keys else self.default
+    def candidates(self, server_name: str | None) -> list[str]:
+        """The identities, most likely first, that a client naming ``server_name`` in SNI encapsulated to."""
+        if server_name in self._keys:
+            return [server_name]
+        if server_name in self._epochs:
+            return self._epoch_candidates(server_name, self._epochs[server_name])
+        return [self.default]
+
+    def _epoch_candidates(self, host: str, period: EpochPeriod) -> list[str]:
+        now = self._clock()
+        current = epoch_identity(host, now, period)
+        likely = [current]
+        if now - current.start < self.epoch_skew:
+            likely.append(current.shifted(-1))
+        if current.end - now < self.epoch_skew:
+            likely.append(current.shifted(1))
+        return [str(epoch) for epoch in likely if str(epoch) in self._keys]
 
     def open(self, server_name: str | None, ciphertext: bytes) -> tuple[str, bytearray]:
-        """Decapsulate under the key chosen by SNI; raises IbeDecapsulationError."""
-        identity = self.identity_for(server_name)
-        with self._count_lock:
-            self.decapsulations += 1
-        return identity, bytearray(self._keys[identity].decapsulate(bytes(ciphertext)))
+        """Decapsulate under the key(s) chosen by SNI; raises IbeDecapsulationError."""
+        for identity in self.candidates(server_name):
+            with self._count_lock:
+                self.decapsulations += 1
+            try:
+                return identity, bytearray(self._keys[identity].decapsulate(bytes(ciphertext)))
+            except IbeDecapsulationError:
+                continue
+        raise IbeDecapsulationError("the ciphertext opens under none of the keys for this name")

@@ -6,6 +6,7 @@ from typing import Any
 
 from tlslite.handshakesettings import HandshakeSettings as _TlsliteSettings
 
+from ..epochs import EpochPeriod
 from ..keys import TAPublicParams
 from .early_data import MAX_RECORD_PLAINTEXT, EarlyDataHandler
 from .psk import IbeKeyring
@@ -15,6 +16,7 @@ from .replay import MemoryReplayStore, ReplayStore
 _OUR_FIELDS = (
     "ibe_public_params",
     "ibe_identity",
+    "ibe_epoch",
     "ibe_keyring",
     "ibe_max_early_data",
     "early_data_resend",
@@ -47,6 +49,9 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         when set, every TLS 1.3 ClientHello offers a fresh IBE-PSK.
         ``ibe_identity``: the identity to encapsulate to (default: the
         ``serverName`` given to the handshake).
+        ``ibe_epoch``: an :class:`~ibepsk.epochs.EpochPeriod` to bind that
+        identity to the current day or hour (``host|2026-11-27``), so that a
+        captured first flight stops opening once its epoch is over.
         ``ibe_max_early_data``: the most 0-RTT data the client will send
         (``handshakeClientCert(early_data=…)``), default 2^14.
         ``early_data_resend``: send rejected early data again after the
@@ -73,6 +78,7 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         self.psk_modes = ["psk_dhe_ke"]
         self.ibe_public_params: TAPublicParams | None = None
         self.ibe_identity: str | None = None
+        self.ibe_epoch: EpochPeriod | None = None
         self.ibe_keyring: IbeKeyring | None = None
         self.ibe_max_early_data = MAX_RECORD_PLAINTEXT
         self.early_data_resend = True
