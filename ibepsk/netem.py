@@ -1,4 +1,6 @@
-"""A TCP proxy that adds a fixed one-way delay, to show round trips on loopback.
+"""Network tools for demos and benchmarks: a delaying proxy and a first-flight recorder.
+
+The proxy adds a fixed one-way delay, to show round trips on loopback.
 
 0-RTT saves a round trip; on loopback a round trip costs microseconds, so the
 demo and the benchmark put this proxy between client and server (e.g. 20 ms
@@ -13,6 +15,7 @@ import queue
 import socket
 import threading
 import time
+from typing import Any
 
 _CHUNK = 65536
 _STOP = b""
@@ -87,3 +90,38 @@ class DelayProxy:
                 sink.sendall(data)
             except OSError:
                 return
+
+
+class FirstFlightRecorder:
+    """A socket stand-in that keeps what a client sent before it heard anything back (its first flight).
+
+    Replaying those bytes is exactly what an attacker who captured a 0-RTT
+    first flight can do; the demo and the tests use it to show the strike
+    register refusing the repeat.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.first_flight = bytearray()
+        self._heard_back = False
+
+    def send(self, data: bytes) -> int:
+        sent = self._sock.send(data)
+        self._record(data[:sent])
+        return sent
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+        self._record(data)
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        self._heard_back = self._heard_back or bool(data)
+        return data
+
+    def _record(self, data: bytes) -> None:
+        if not self._heard_back:
+            self.first_flight += data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)

@@ -15,13 +15,13 @@ from tlslite.errors import TLSRemoteAlert
 from ibepsk import HandshakeSettings, IbeKeyring, TLSConnection
 from ibepsk.client import ClientConfig, connect
 from ibepsk.keys import IdentityKey, TAMasterKey, TAPublicParams
+from ibepsk.netem import FirstFlightRecorder
 from ibepsk.server import TLSServer
 from ibepsk.tls.early_data import EarlyDataStatus
 from ibepsk.tls.replay import MemoryReplayStore
 
 from tls_support import (
     TIMEOUT,
-    FirstFlightRecorder,
     parse_server_hello,
     read_record,
     running_server,

@@ -200,36 +200,6 @@ def psk_extension(hello: ClientHello) -> Any:
     return hello.getExtension(ExtensionType.pre_shared_key)
 
 
-class FirstFlightRecorder:
-    """A socket stand-in that keeps what the client sent before it heard anything back."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self.first_flight = bytearray()
-        self._heard_back = False
-
-    def send(self, data: bytes) -> int:
-        sent = self._sock.send(data)
-        self._record(data[:sent])
-        return sent
-
-    def sendall(self, data: bytes) -> None:
-        self._sock.sendall(data)
-        self._record(data)
-
-    def recv(self, size: int) -> bytes:
-        data = self._sock.recv(size)
-        self._heard_back = self._heard_back or bool(data)
-        return data
-
-    def _record(self, data: bytes) -> None:
-        if not self._heard_back:
-            self.first_flight += data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
