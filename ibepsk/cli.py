@@ -171,6 +171,13 @@ def _bench_ibe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_wire(args: argparse.Namespace) -> int:
+    from .bench_wire import bench_wire
+
+    bench_wire()
+    return 0
+
+
 def _bench_zero_rtt(args: argparse.Namespace) -> int:
     from .bench import bench_zero_rtt
 
@@ -280,6 +287,8 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     ibe.add_argument("--iterations", type=int, default=50, help="calls per run")
     ibe.add_argument("--runs", type=int, default=5, help="runs; the median of the run medians is reported")
     ibe.set_defaults(handler=_bench_ibe)
+    wire = sub.add_parser("wire", help="bytes on the wire per handshake, IBE-PSK against certificate chains")
+    wire.set_defaults(handler=_bench_wire)
     zero = sub.add_parser("zero-rtt", help="time to first response byte, 0-RTT against 1-RTT, with added latency")
     zero.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay the proxy adds (default 20)")
     zero.add_argument("--runs", type=int, default=9, help="connections of each kind; medians are reported")

@@ -14,7 +14,13 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+_OCSP_URL = "http://ocsp.ca.example.net"
+_ISSUER_URL = "http://certs.ca.example.net/issuing-ca.der"
+_CRL_URL = "http://crl.ca.example.net/issuing-ca.crl"
+#: CA/Browser Forum domain-validated policy.
+_DOMAIN_VALIDATED = ObjectIdentifier("2.23.140.1.2.1")
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -92,7 +98,9 @@ def issue(
     dns_names: tuple[str, ...] = (),
     valid_days: float = 30,
     not_before_days: float = -1 / 24,
+    web_extensions: bool = False,
 ) -> Issued:
+    """A leaf certificate; ``web_extensions`` adds what public web CAs put in theirs (AIA, CRL, policy)."""
     key = new_key(kind)
     now = datetime.datetime.now(datetime.UTC)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -111,4 +119,29 @@ def issue(
         )
         .add_extension(_authority_key_id(ca), critical=False)
     )
+    if web_extensions:
+        builder = _with_web_extensions(builder, key)
     return Issued(builder.sign(ca.key, _sign_hash(ca.key)), key)
+
+
+def _with_web_extensions(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.CertificateBuilder:
+    """The extensions a typical publicly trusted TLS server certificate carries (example.net URLs)."""
+    access = x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(_OCSP_URL)),
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(_ISSUER_URL)
+            ),
+        ]
+    )
+    crl = x509.CRLDistributionPoints(
+        [x509.DistributionPoint([x509.UniformResourceIdentifier(_CRL_URL)], None, None, None)]
+    )
+    policies = x509.CertificatePolicies([x509.PolicyInformation(_DOMAIN_VALIDATED, None)])
+    return (
+        builder.add_extension(access, critical=False)
+        .add_extension(crl, critical=False)
+        .add_extension(policies, critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+    )

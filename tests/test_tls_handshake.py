@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tlslite.constants import AlertDescription, GroupName
+from tlslite.constants import AlertDescription, CipherSuite, ExtensionType, GroupName
 from tlslite.errors import TLSLocalAlert, TLSRemoteAlert
 
 from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring
@@ -14,7 +14,13 @@ from ibepsk.keys import IdentityKey, TAMasterKey, TAPublicParams
 from ibepsk.tls.certs import ServerCertificateChecker, TrustAnchors
 
 from pki import issue, make_ca
-from tls_support import exchange, parse_server_hello, running_server, send_and_read_first_record
+from tls_support import (
+    capture_client_hello,
+    exchange,
+    parse_server_hello,
+    running_server,
+    send_and_read_first_record,
+)
 
 
 def server_settings(*keys: IdentityKey, psk_ke: bool = False, tickets: bool = False) -> HandshakeSettings:
@@ -161,3 +167,17 @@ def test_captured_tiiger_first_flight(vectors: dict[str, Any]) -> None:
     assert server_hello.getExtension(41).selected == 0, "pre_shared_key must select identity 0"
     assert GroupName.toRepr(server_hello.getExtension(51).server_share.group) == "x25519"
     assert settings.ibe_keyring.decapsulations == 1
+
+
+def test_ibe_only_client_hello_is_lean(ta: TAMasterKey) -> None:
+    settings = client_config(ta.public).settings
+    hello = capture_client_hello(settings, "localhost").hello
+    types = {e.extType for e in hello.extensions}
+    assert ExtensionType.signature_algorithms not in types and ExtensionType.session_ticket not in types
+    assert set(hello.cipher_suites) <= set(CipherSuite.tls13Suites)
+    assert len(hello.getExtension(ExtensionType.key_share).client_shares) == 1
+    assert hello.extensions[-1].extType == ExtensionType.pre_shared_key
+    settings.ibe_lean_client_hello = False
+    full = capture_client_hello(settings, "localhost").hello
+    assert ExtensionType.signature_algorithms in {e.extType for e in full.extensions}
+    assert len(hello.write()) < len(full.write()) - 100

@@ -21,6 +21,7 @@ from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 from ..ibe import IbeDecapsulationError
 from .accel import AccelerationMixin
 from .early_data import EarlyDataMixin
+from .pha import PostHandshakeAuthMixin
 from .psk import (
     IBE_PSK_HASH,
     IbeKeyring,
@@ -29,6 +30,7 @@ from .psk import (
     client_identity,
     first_ibe_identity,
     make_offer,
+    trim_to_ibe_psk_only,
 )
 
 #: What tlslite-ng's handshake generators yield while waiting on the socket.
@@ -121,6 +123,8 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         # ClientHello we send (after a HelloRetryRequest, other layers may have changed the message too).
         assert self._ibe_offer is not None and self._ibe_binder_context is not None
         settings, session = self._ibe_binder_context
+        if settings.ibe_lean_client_hello and not self._certificate_fallback:
+            trim_to_ibe_psk_only(client_hello)
         extension = client_hello.getExtension(ExtensionType.pre_shared_key)
         for identity in extension.identities:
             if identity.identity == self._ibe_offer.ciphertext:
@@ -281,12 +285,14 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         self._external_psk_indexes = frozenset()
 
 
-class TLSConnection(AccelerationMixin, EarlyDataMixin, IbePskConnection):
+class TLSConnection(PostHandshakeAuthMixin, AccelerationMixin, EarlyDataMixin, IbePskConnection):
     """A tlslite-ng ``TLSConnection`` that speaks IBE-PSK (see :class:`ibepsk.HandshakeSettings`).
 
     After a handshake, ``handshake_mode`` says how the server was
     authenticated, ``ibe_identity`` which identity an IBE-PSK proved, and
     ``psk_key_exchange`` whether (EC)DHE was mixed in; ``early_data_status``
-    what became of 0-RTT data (and, on a server, ``early_data`` holds it).
+    what became of 0-RTT data (and, on a server, ``early_data`` holds it);
+    ``client_auth`` who the client proved to be with a certificate after the
+    handshake (:mod:`ibepsk.tls.pha`).
     Records, key exchange and signatures run on ``cryptography`` (:mod:`ibepsk.tls.accel`).
     """

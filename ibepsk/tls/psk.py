@@ -16,6 +16,9 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Protocol
 
+from tlslite.constants import CipherSuite, ExtensionType
+from tlslite.messages import ClientHello
+
 from ..epochs import EpochError, EpochPeriod, epoch_identity, parse_identity
 from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
 from ..keys import IdentityKey, TAPublicParams
@@ -47,6 +50,39 @@ def is_ibe_identity(identity: PskIdentityLike) -> bool:
 def first_ibe_identity(identities: Sequence[PskIdentityLike]) -> int | None:
     """Index of the one identity a server will open: the first that carries the marker."""
     return next((index for index, ident in enumerate(identities) if is_ibe_identity(ident)), None)
+
+
+#: What only certificate handshakes or TLS 1.2 use: an IBE-PSK client with no other way to
+#: authenticate the server leaves these out, as TiigerTLS's client does (RFC 8446 §4.2.3 asks
+#: for signature_algorithms only from clients that want certificate authentication).
+_CERTIFICATE_OR_TLS12_EXTENSIONS = frozenset(
+    {
+        ExtensionType.signature_algorithms,
+        ExtensionType.signature_algorithms_cert,
+        ExtensionType.status_request,
+        ExtensionType.cert_type,
+        ExtensionType.compress_certificate,
+        ExtensionType.encrypt_then_mac,
+        ExtensionType.extended_master_secret,
+        ExtensionType.ec_point_formats,
+        ExtensionType.session_ticket,
+        ExtensionType.renegotiation_info,
+        ExtensionType.client_hello_padding,
+    }
+)
+
+
+def trim_to_ibe_psk_only(client_hello: ClientHello) -> None:
+    """Make a ClientHello that can only end in a PSK handshake as small as that allows.
+
+    TLS 1.3 suites only, one key share (the first), and none of the extensions
+    certificate handshakes or TLS 1.2 need. The caller recomputes the binders.
+    """
+    client_hello.cipher_suites = [s for s in client_hello.cipher_suites if s in CipherSuite.tls13Suites]
+    client_hello.extensions = [e for e in client_hello.extensions if e.extType not in _CERTIFICATE_OR_TLS12_EXTENSIONS]
+    key_share = client_hello.getExtension(ExtensionType.key_share)
+    if key_share is not None:
+        key_share.client_shares = key_share.client_shares[:1]
 
 
 @dataclass(frozen=True)

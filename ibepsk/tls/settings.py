@@ -8,21 +8,27 @@ from tlslite.handshakesettings import HandshakeSettings as _TlsliteSettings
 
 from ..epochs import EpochPeriod
 from ..keys import TAPublicParams
+from .certs import TrustAnchors
 from .early_data import MAX_RECORD_PLAINTEXT, EarlyDataHandler
 from .psk import IbeKeyring
 from .replay import MemoryReplayStore, ReplayStore
+from .signer import Signer
 
 #: Attributes this subclass adds; ``validate()`` carries them into its copy.
 _OUR_FIELDS = (
     "ibe_public_params",
     "ibe_identity",
     "ibe_epoch",
+    "ibe_lean_client_hello",
     "ibe_keyring",
     "ibe_max_early_data",
     "early_data_resend",
     "accept_early_data",
     "replay_store",
     "early_data_handler",
+    "client_auth_signer",
+    "client_auth_answer_limit",
+    "client_auth_anchors",
 )
 #: How long the default strike register remembers a first flight (see docs/replay.md).
 DEFAULT_REPLAY_WINDOW_SECONDS = 3 * 24 * 3600
@@ -52,6 +58,10 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         ``ibe_epoch``: an :class:`~ibepsk.epochs.EpochPeriod` to bind that
         identity to the current day or hour (``host|2026-11-27``), so that a
         captured first flight stops opening once its epoch is over.
+        ``ibe_lean_client_hello``: when the client has no way to authenticate
+        the server but the IBE-PSK (no ``checker``), leave out of the
+        ClientHello the TLS 1.2 suites, all key shares but the first, and the
+        extensions only certificate handshakes and TLS 1.2 use (default True).
         ``ibe_max_early_data``: the most 0-RTT data the client will send
         (``handshakeClientCert(early_data=…)``), default 2^14.
         ``early_data_resend``: send rejected early data again after the
@@ -68,6 +78,15 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         ``early_data_handler``: ``handler(conn, data) -> bytes | None``, called
         with accepted early data before the handshake completes; what it
         returns is sent at once, as 0.5-RTT data.
+    Post-handshake client authentication (:mod:`ibepsk.tls.pha`):
+        ``client_auth_signer`` (client): a :class:`~ibepsk.tls.signer.Signer`;
+        when set, the client offers post_handshake_auth and answers with it.
+        ``client_auth_answer_limit`` (client): answer this many
+        CertificateRequests per connection, the first ones (default 1; None:
+        all); later ones are declined with an empty Certificate.
+        ``client_auth_anchors`` (server): the
+        :class:`~ibepsk.tls.certs.TrustAnchors` client chains must validate
+        against; needed for ``conn.request_client_auth()``.
 
     Unlike tlslite-ng, ``psk_modes`` defaults to ``["psk_dhe_ke"]`` (forward
     secrecy); add ``"psk_ke"`` to allow PSK-only key exchange.
@@ -79,12 +98,16 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         self.ibe_public_params: TAPublicParams | None = None
         self.ibe_identity: str | None = None
         self.ibe_epoch: EpochPeriod | None = None
+        self.ibe_lean_client_hello = True
         self.ibe_keyring: IbeKeyring | None = None
         self.ibe_max_early_data = MAX_RECORD_PLAINTEXT
         self.early_data_resend = True
         self.accept_early_data = 0
         self.replay_store: ReplayStore | None = None
         self.early_data_handler: EarlyDataHandler | None = None
+        self.client_auth_signer: Signer | None = None
+        self.client_auth_answer_limit: int | None = 1
+        self.client_auth_anchors: TrustAnchors | None = None
 
     def validate(self) -> HandshakeSettings:
         """Hooks tlslite's ``validate()``, which copies into a plain HandshakeSettings: keep our class and fields."""
@@ -102,4 +125,16 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
             raise ValueError("ibe_public_params must be an ibepsk.keys.TAPublicParams")
         if self.ibe_keyring is not None and not isinstance(self.ibe_keyring, IbeKeyring):
             raise ValueError("ibe_keyring must be an ibepsk.tls.IbeKeyring")
+        _check_client_auth_fields(self)
         return ours
+
+
+def _check_client_auth_fields(settings: HandshakeSettings) -> None:
+    if settings.client_auth_signer is not None and not isinstance(settings.client_auth_signer, Signer):
+        raise ValueError("client_auth_signer must implement ibepsk.tls.signer.Signer")
+    limit = settings.client_auth_answer_limit
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError("client_auth_answer_limit must be None or a non-negative int")
+    anchors = settings.client_auth_anchors
+    if anchors is not None and not callable(getattr(anchors, "verify_client", None)):
+        raise ValueError("client_auth_anchors must be an ibepsk.tls.certs.TrustAnchors (or have verify_client)")
