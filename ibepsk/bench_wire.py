@@ -14,9 +14,6 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from tlslite.utils.keyfactory import parsePEMKey
-from tlslite.x509certchain import X509CertChain
-
 from .client import ClientConfig
 from .keys import TAMasterKey
 from .pki import issue, make_ca
@@ -48,12 +45,11 @@ def _certificate_handshake(intermediate_kind: str, web: bool) -> ByteCounts:
     root = make_ca("ibepsk bench root CA")
     intermediate = make_ca("ibepsk bench issuing CA", kind=intermediate_kind, issuer=root)
     leaf = issue(intermediate, SERVER_NAME, web_extensions=web)
-    chain = X509CertChain()
-    chain.parsePemList((leaf.cert_pem() + intermediate.cert_pem()).decode())
-    key = parsePEMKey(leaf.key_pem().decode(), private=True, implementations=["python"])
     client = ClientConfig(HandshakeSettings(), server_name=SERVER_NAME)
     client.checker = ServerCertificateChecker(TrustAnchors([root.certificate]), SERVER_NAME)
-    config = ServerConfig(HandshakeSettings(), cert_chain=chain, private_key=key)
+    config = ServerConfig(
+        HandshakeSettings(), cert_chain=leaf.tlslite_chain(intermediate), private_key=leaf.tlslite_key()
+    )
     with TLSServer(config, echo_application).start() as server:
         return _count_handshake(server.address, client)
 

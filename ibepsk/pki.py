@@ -10,11 +10,14 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from tlslite.utils.keyfactory import parsePEMKey
+from tlslite.x509certchain import X509CertChain
 
 _OCSP_URL = "http://ocsp.ca.example.net"
 _ISSUER_URL = "http://certs.ca.example.net/issuing-ca.der"
@@ -51,6 +54,15 @@ class Issued:
         return self.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
+
+    def tlslite_chain(self, *intermediates: Issued) -> X509CertChain:
+        """This certificate and its intermediates as tlslite-ng wants them."""
+        chain = X509CertChain()
+        chain.parsePemList((self.cert_pem() + b"".join(c.cert_pem() for c in intermediates)).decode())
+        return chain
+
+    def tlslite_key(self) -> Any:
+        return parsePEMKey(self.key_pem().decode(), private=True, implementations=["python"])
 
     def write(self, directory: Path, stem: str, chain: tuple[Issued, ...] = ()) -> tuple[Path, Path]:
         cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
