@@ -1,0 +1,187 @@
+"""Record protection, key exchange and signatures on ``cryptography`` for tlslite-ng connections.
+
+Without M2Crypto or pycryptodome, tlslite-ng seals records, runs (EC)DH and
+signs in pure Python. ibepsk connections (:class:`AccelerationMixin`) use
+``cryptography`` instead, with the same bytes on the wire:
+
+- AES-GCM, AES-CCM(_8) and ChaCha20-Poly1305 records (``getCipherImplementation()``
+  reports ``"cryptography"``),
+- X25519, X448, secp256r1, secp384r1 and secp521r1 key exchange,
+- RSA (PKCS#1 v1.5, RSASSA-PSS), ECDSA (P-256/384/521) and Ed25519/Ed448
+  signatures with the local key and verification with the peer's certificate key.
+
+Plain ``tlslite.TLSConnection`` objects are left alone unless the process
+opts in with :func:`accelerate_tlslite` (undone by :func:`restore_tlslite`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, ClassVar
+
+import tlslite.utils.keyfactory
+import tlslite.x509
+from tlslite.messages import Certificate
+from tlslite.recordlayer import RecordLayer
+from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
+from tlslite.utils import cipherfactory
+
+from ._crypto.aead import create_aes_ccm, create_aes_ccm_8, create_aes_gcm, create_chacha20_poly1305
+from ._crypto.ecdh import key_exchange_for
+from ._crypto.keys import accelerate_key
+
+__all__ = [
+    "AcceleratedRecordLayer",
+    "AccelerationMixin",
+    "accelerate_key",
+    "accelerate_tlslite",
+    "accelerated_cipher_settings",
+    "accelerated_key_exchange",
+    "restore_tlslite",
+    "tlslite_accelerated",
+]
+
+#: tlslite-ng's own choices, captured before any opt-in patch replaces them.
+_stock_cipher_settings: Callable[[int], tuple[int, int, Any]] = RecordLayer._getCipherSettings
+_stock_key_exchange: Callable[[int, tuple[int, int]], Any] = _TlsliteConnection._getKEX
+
+#: tlslite-ng's AEAD factories and the cryptography-backed ones that replace them.
+_AEAD_FACTORIES: dict[Any, Callable[..., Any]] = {
+    cipherfactory.createAESGCM: create_aes_gcm,
+    cipherfactory.createAESCCM: create_aes_ccm,
+    cipherfactory.createAESCCM_8: create_aes_ccm_8,
+    cipherfactory.createCHACHA20: create_chacha20_poly1305,
+}
+
+
+def accelerated_cipher_settings(cipher_suite: int) -> tuple[int, int, Any]:
+    """tlslite-ng's (key length, IV length, cipher factory) for a suite, with AEAD factories on cryptography."""
+    key_length, iv_length, factory = _stock_cipher_settings(cipher_suite)
+    return key_length, iv_length, _AEAD_FACTORIES.get(factory, factory)
+
+
+def accelerated_key_exchange(group: int, version: tuple[int, int]) -> Any:
+    """tlslite-ng's key exchange object for a group, on cryptography for the groups it implements."""
+    return key_exchange_for(group, version) or _stock_key_exchange(group, version)
+
+
+class AcceleratedRecordLayer(RecordLayer):  # type: ignore[misc]
+    """tlslite-ng's record layer, building its AEAD ciphers on cryptography."""
+
+    # Hooks RecordLayer._getCipherSettings, where every pending and key-update state gets its cipher factory.
+    _getCipherSettings = staticmethod(accelerated_cipher_settings)
+
+
+def _accelerate_peer_certificate(message: Certificate) -> None:
+    chain = message.cert_chain
+    if chain and chain.x509List:
+        end_entity = chain.x509List[0]
+        end_entity.publicKey = accelerate_key(end_entity.publicKey)
+
+
+class AccelerationMixin(_TlsliteConnection):  # type: ignore[misc]
+    """A tlslite-ng ``TLSConnection`` doing its cryptography with ``cryptography``.
+
+    A cooperative base of :class:`ibepsk.TLSConnection`; also usable on its
+    own. A subclass with ``accelerated = False`` behaves like stock
+    tlslite-ng (for comparisons).
+    """
+
+    accelerated: ClassVar[bool] = True
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        if self.accelerated:
+            # tlslite-ng builds its RecordLayer in TLSRecordLayer.__init__ without a factory to hook;
+            # this connection's own, still unused record layer is upgraded in place.
+            self._recordLayer.__class__ = AcceleratedRecordLayer
+
+    @classmethod
+    def _getKEX(cls, group: int, version: tuple[int, int]) -> Any:
+        """Hooks tlslite's key-exchange factory (``_getKEX``): groups cryptography implements use it."""
+        exchange = key_exchange_for(group, version) if cls.accelerated else None
+        return exchange if exchange is not None else super()._getKEX(group, version)
+
+    def _handshakeClientAsync(self, *args: Any, certParams: Any = (), **kwargs: Any) -> Any:
+        """Hooks tlslite's client handshake entry: the client certificate's key signs with cryptography."""
+        if certParams and self.accelerated:
+            chain, private_key = certParams
+            certParams = (chain, accelerate_key(private_key))
+        return super()._handshakeClientAsync(*args, certParams=certParams, **kwargs)
+
+    def _server_select_certificate(self, *args: Any) -> Any:
+        """Hooks tlslite's certificate/key choice (incl. virtual hosts): the chosen key signs with cryptography."""
+        cipher_suite, scheme, chain, private_key = super()._server_select_certificate(*args)
+        return cipher_suite, scheme, chain, accelerate_key(private_key) if self.accelerated else private_key
+
+    def _getMsg(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Hooks tlslite's message reader: a peer certificate's key verifies with cryptography."""
+        for result in super()._getMsg(*args, **kwargs):
+            if isinstance(result, Certificate) and self.accelerated:
+                _accelerate_peer_certificate(result)
+            yield result
+
+
+# --- process-wide opt-in -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Patch:
+    owner: type | ModuleType
+    name: str
+    replacement: Any
+    original: Any
+
+
+def _returning_accelerated_keys(factory: Callable[..., Any]) -> Callable[..., Any]:
+    def accelerated_factory(*args: Any, **kwargs: Any) -> Any:
+        return accelerate_key(factory(*args, **kwargs))
+
+    return accelerated_factory
+
+
+def _process_patches() -> list[_Patch]:
+    """Where tlslite-ng builds ciphers, key exchanges and keys for every connection."""
+    patches = [
+        (RecordLayer, "_getCipherSettings", staticmethod(accelerated_cipher_settings)),
+        (_TlsliteConnection, "_getKEX", staticmethod(accelerated_key_exchange)),
+    ]
+    # Keys parsed from PEM (private keys) and from certificates (peers' public keys).
+    key_factories = [
+        (tlslite.utils.keyfactory, "_parseKeyHelper"),
+        (tlslite.x509, "_createPublicRSAKey"),
+        (tlslite.x509, "_create_public_ecdsa_key"),
+        (tlslite.x509, "_create_public_eddsa_key"),
+    ]
+    patches += [(module, name, _returning_accelerated_keys(getattr(module, name))) for module, name in key_factories]
+    return [_Patch(owner, name, replacement, owner.__dict__[name]) for owner, name, replacement in patches]
+
+
+_applied: list[_Patch] = []
+
+
+def accelerate_tlslite() -> None:
+    """Make every tlslite-ng connection in this process use cryptography, from now on.
+
+    Explicit and process-wide: plain ``tlslite.TLSConnection`` objects,
+    keys parsed with ``tlslite.utils.keyfactory`` and certificates parsed
+    afterwards. ibepsk connections are accelerated without this call.
+    """
+    if not _applied:
+        _applied.extend(_process_patches())
+        for patch in _applied:
+            setattr(patch.owner, patch.name, patch.replacement)
+
+
+def restore_tlslite() -> None:
+    """Undo :func:`accelerate_tlslite` (keys already parsed stay accelerated)."""
+    while _applied:
+        patch = _applied.pop()
+        setattr(patch.owner, patch.name, patch.original)
+
+
+def tlslite_accelerated() -> bool:
+    """Whether :func:`accelerate_tlslite` is in effect."""
+    return bool(_applied)
