@@ -171,6 +171,13 @@ def _bench_ibe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_tls(args: argparse.Namespace) -> int:
+    from .bench_tls import bench_tls
+
+    bench_tls(runs=args.runs, capacity_seconds=args.capacity_seconds, plot=args.plot)
+    return 0
+
+
 def _bench_wire(args: argparse.Namespace) -> int:
     from .bench_wire import bench_wire
 
@@ -287,6 +294,11 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     ibe.add_argument("--iterations", type=int, default=50, help="calls per run")
     ibe.add_argument("--runs", type=int, default=5, help="runs; the median of the run medians is reported")
     ibe.set_defaults(handler=_bench_ibe)
+    tls = sub.add_parser("tls", help="handshake CPU, bulk throughput, server capacity vs stock tlslite-ng and ssl")
+    tls.add_argument("--runs", type=int, default=15, help="handshakes per scenario; medians are reported")
+    tls.add_argument("--capacity-seconds", type=float, default=4.0, help="how long each capacity step runs")
+    tls.add_argument("--plot", type=Path, metavar="PNG", help="also draw the results (needs matplotlib)")
+    tls.set_defaults(handler=_bench_tls)
     wire = sub.add_parser("wire", help="bytes on the wire per handshake, IBE-PSK against certificate chains")
     wire.set_defaults(handler=_bench_wire)
     zero = sub.add_parser("zero-rtt", help="time to first response byte, 0-RTT against 1-RTT, with added latency")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Protocol
 
-from tlslite.constants import CipherSuite, ExtensionType
+from tlslite.constants import CipherSuite, ExtensionType, GroupName
 from tlslite.messages import ClientHello
 
 from ..epochs import EpochError, EpochPeriod, epoch_identity, parse_identity
@@ -75,14 +75,15 @@ _CERTIFICATE_OR_TLS12_EXTENSIONS = frozenset(
 def trim_to_ibe_psk_only(client_hello: ClientHello) -> None:
     """Make a ClientHello that can only end in a PSK handshake as small as that allows.
 
-    TLS 1.3 suites only, one key share (the first), and none of the extensions
+    TLS 1.3 suites only, one key share (x25519 if offered, as TiigerTLS's), and none of the extensions
     certificate handshakes or TLS 1.2 need. The caller recomputes the binders.
     """
     client_hello.cipher_suites = [s for s in client_hello.cipher_suites if s in CipherSuite.tls13Suites]
     client_hello.extensions = [e for e in client_hello.extensions if e.extType not in _CERTIFICATE_OR_TLS12_EXTENSIONS]
     key_share = client_hello.getExtension(ExtensionType.key_share)
-    if key_share is not None:
-        key_share.client_shares = key_share.client_shares[:1]
+    if key_share is not None and key_share.client_shares:
+        preferred = [share for share in key_share.client_shares if share.group == GroupName.x25519]
+        key_share.client_shares = (preferred or key_share.client_shares)[:1]
 
 
 @dataclass(frozen=True)

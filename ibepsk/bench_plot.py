@@ -1,0 +1,41 @@
+"""The PNG for docs/performance.md (``ibepsk bench tls --plot FILE``; needs matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .bench_tls import TlsBenchmark
+
+
+def plot_tls_benchmark(result: TlsBenchmark, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise RuntimeError("--plot needs matplotlib (pip install 'ibepsk[plot]')") from exc
+    names = [row.scenario for row in result.handshakes]
+    series = {
+        "ibepsk": [row.ibepsk.total_ms for row in result.handshakes],
+        "stock tlslite-ng": [row.stock.total_ms for row in result.handshakes],
+        "ssl (OpenSSL)": [row.openssl.total_ms if row.openssl else 0.0 for row in result.handshakes],
+    }
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+    width = 0.27
+    for offset, (label, values) in enumerate(series.items()):
+        left.bar([i + (offset - 1) * width for i in range(len(names))], values, width, label=label)
+    left.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names], fontsize=8)
+    left.set_ylabel("client + server CPU per handshake, ms")
+    left.set_title("Handshake CPU (lower is better; 0 = not available)")
+    left.legend()
+    clients = [str(row.clients) for row in result.capacity]
+    right.bar(clients, [row.handshakes_per_second for row in result.capacity], color="tab:green")
+    right.set_xlabel("concurrent clients")
+    right.set_ylabel("IBE-PSK handshakes per second")
+    right.set_title("Server capacity")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

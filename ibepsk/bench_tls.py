@@ -1,0 +1,520 @@
+"""``ibepsk bench tls``: handshake CPU, bulk throughput and server capacity against baselines.
+
+Every figure is measured in the same run as its baselines: ibepsk connections
+(accelerated), stock tlslite-ng (pure Python; for IBE-PSK, an ibepsk
+connection with acceleration off, since stock tlslite-ng cannot do IBE-PSK),
+and Python's ``ssl`` module (OpenSSL) where it can do the same thing. CPU is
+per thread (``time.thread_time``), client and server each in their own
+thread over a loopback socket pair, so waiting is never counted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tlslite import TLSConnection as StockConnection
+
+from . import keys
+from .bench import machine_line
+from .ibe import get_backend
+from .pki import Issued, issue, make_ca
+from .tls import HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
+
+SERVER_NAME = "localhost"
+BULK_CHUNK = 1 << 14
+
+Side = Callable[[socket.socket], Any]
+
+
+class UnacceleratedConnection(TLSConnection):
+    """ibepsk with acceleration off: the stock tlslite-ng baseline for what only ibepsk can do."""
+
+    accelerated = False
+
+
+@dataclass(frozen=True)
+class Cpu:
+    client_ms: float
+    server_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.client_ms + self.server_ms
+
+
+def run_pair(client: Side, server: Side) -> Cpu:
+    """Run both sides on a fresh loopback pair, one thread each; their CPU times in ms."""
+    client_sock, server_sock = _tcp_pair()
+    server_cpu: list[float] = []
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        started = time.thread_time()
+        try:
+            server(server_sock)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+        server_cpu.append(time.thread_time() - started)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    started = time.thread_time()
+    try:
+        client(client_sock)
+    finally:
+        client_cpu = time.thread_time() - started
+        thread.join(30)
+        client_sock.close()
+        server_sock.close()
+    if errors:
+        raise errors[0]
+    return Cpu(client_cpu * 1000, server_cpu[0] * 1000)
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    for end in (client, server):
+        end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client, server
+
+
+def median_cpu(pair: Callable[[], Cpu], runs: int) -> Cpu:
+    pair()  # warm caches (key twins, encapsulators) out of the measurement
+    samples = [pair() for _ in range(runs)]
+    return Cpu(statistics.median(s.client_ms for s in samples), statistics.median(s.server_ms for s in samples))
+
+
+# --- the material every scenario shares ---------------------------------------------
+
+
+@dataclass
+class Material:
+    ta: keys.TAMasterKey
+    ca: Issued
+    server_cert: Issued
+    client_cert: Issued
+    files: Path
+    psk: tuple[bytearray, bytearray, str] = field(
+        default_factory=lambda: (bytearray(b"bench-external-psk"), bytearray(os.urandom(32)), "sha256")
+    )
+
+    @classmethod
+    def create(cls, directory: Path) -> Material:
+        ca = make_ca("ibepsk bench CA")
+        server_cert, client_cert = issue(ca, SERVER_NAME), issue(ca, "device-1", server=False)
+        material = cls(keys.TAMasterKey.generate(), ca, server_cert, client_cert, directory)
+        material.server_cert.write(directory, "server")
+        (directory / "ca.pem").write_bytes(ca.cert_pem())
+        return material
+
+    def ibe_server_settings(self) -> HandshakeSettings:
+        settings = HandshakeSettings()
+        settings.ibe_keyring = IbeKeyring([self.ta.extract(SERVER_NAME)])
+        settings.client_auth_anchors = TrustAnchors([self.ca.certificate])
+        return settings
+
+    def ibe_client_settings(self, signer: bool = False) -> HandshakeSettings:
+        settings = HandshakeSettings()
+        settings.ibe_public_params = self.ta.public
+        if signer:
+            settings.client_auth_signer = KeySigner([self.client_cert.certificate], self.client_cert.key)
+        return settings
+
+    def psk_settings(self, kind: type[Any]) -> Any:
+        settings = HandshakeSettings() if kind is not StockConnection else _stock_settings()
+        settings.pskConfigs = [self.psk]
+        settings.psk_modes = ["psk_dhe_ke"]
+        return settings
+
+
+def _stock_settings() -> Any:
+    from tlslite import HandshakeSettings as StockSettings
+
+    return StockSettings()
+
+
+# --- handshake scenarios ---------------------------------------------------------------
+
+
+def _tlslite_certificate(kind: type[Any], material: Material) -> Cpu:
+    chain, key = material.server_cert.tlslite_chain(), material.server_cert.tlslite_key()
+    return run_pair(
+        lambda s: kind(s).handshakeClientCert(serverName=SERVER_NAME),
+        lambda s: kind(s).handshakeServer(certChain=chain, privateKey=key),
+    )
+
+
+def _tlslite_external_psk(kind: type[Any], material: Material) -> Cpu:
+    return run_pair(
+        lambda s: kind(s).handshakeClientCert(settings=material.psk_settings(kind), serverName=SERVER_NAME),
+        lambda s: kind(s).handshakeServer(settings=material.psk_settings(kind)),
+    )
+
+
+def _ibe_psk(kind: type[Any], material: Material) -> Cpu:
+    server_settings = material.ibe_server_settings()
+    return run_pair(
+        lambda s: kind(s).handshakeClientCert(settings=material.ibe_client_settings(), serverName=SERVER_NAME),
+        lambda s: kind(s).handshakeServer(settings=server_settings),
+    )
+
+
+def _ibe_psk_with_pha(kind: type[Any], material: Material) -> Cpu:
+    server_settings = material.ibe_server_settings()
+
+    def client(sock: socket.socket) -> None:
+        conn = kind(sock)
+        conn.handshakeClientCert(settings=material.ibe_client_settings(signer=True), serverName=SERVER_NAME)
+        conn.write(b"hello")  # answered CertificateRequest is processed by the read below
+        conn.read()
+
+    def server(sock: socket.socket) -> None:
+        conn = kind(sock)
+        conn.handshakeServer(settings=server_settings)
+        conn.request_client_auth()
+        if conn.wait_for_client_auth() is None:
+            raise RuntimeError("the client declined post-handshake authentication")
+        conn.read()
+        conn.write(b"ok")
+
+    return run_pair(client, server)
+
+
+def _tlslite_resumption(kind: type[Any], material: Material) -> Cpu:
+    settings = _stock_settings() if kind is StockConnection else HandshakeSettings()
+    settings.ticketKeys = [bytearray(32)]
+    chain, key = material.server_cert.tlslite_chain(), material.server_cert.tlslite_key()
+    sessions: list[Any] = []
+
+    def client(sock: socket.socket) -> None:
+        conn = kind(sock)
+        conn.handshakeClientCert(serverName=SERVER_NAME, session=sessions[0] if sessions else None)
+        conn.write(b"x")
+        conn.read()
+        sessions[:] = [conn.session]
+
+    def server(sock: socket.socket) -> None:
+        conn = kind(sock)
+        conn.handshakeServer(settings=settings, certChain=chain, privateKey=key)
+        conn.write(conn.read())
+
+    run_pair(client, server)  # a full handshake, to get a ticket
+    return run_pair(client, server)
+
+
+def _ssl_contexts(material: Material) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.minimum_version = ssl.TLSVersion.TLSv1_3
+    server.load_cert_chain(material.files / "server.crt", material.files / "server.key")
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.minimum_version = ssl.TLSVersion.TLSv1_3
+    client.load_verify_locations(material.files / "ca.pem")
+    return client, server
+
+
+def _ssl_certificate(material: Material) -> Cpu:
+    client_ctx, server_ctx = _ssl_contexts(material)
+    return run_pair(
+        lambda s: client_ctx.wrap_socket(s, server_hostname=SERVER_NAME),
+        lambda s: server_ctx.wrap_socket(s, server_side=True),
+    )
+
+
+def _ssl_resumption(material: Material) -> Cpu:
+    client_ctx, server_ctx = _ssl_contexts(material)
+    sessions: list[ssl.SSLSession] = []
+
+    def client(sock: socket.socket) -> None:
+        conn = client_ctx.wrap_socket(sock, server_hostname=SERVER_NAME, session=sessions[0] if sessions else None)
+        conn.sendall(b"x")
+        conn.recv(1)  # TLS 1.3 tickets arrive after the handshake
+        if conn.session is not None:
+            sessions[:] = [conn.session]
+
+    def server(sock: socket.socket) -> None:
+        conn = server_ctx.wrap_socket(sock, server_side=True)
+        conn.sendall(conn.recv(1))
+
+    run_pair(client, server)
+    return run_pair(client, server)
+
+
+@dataclass(frozen=True)
+class HandshakeRow:
+    scenario: str
+    ibepsk: Cpu
+    stock: Cpu
+    openssl: Cpu | None
+    target_total_ms: float | None = None
+    target_server_ms: float | None = None
+
+
+def measure_handshakes(material: Material, runs: int) -> list[HandshakeRow]:
+    def cpu(fn: Callable[[], Cpu]) -> Cpu:
+        return median_cpu(fn, runs)
+
+    return [
+        HandshakeRow(
+            "certificate (ECDSA P-256)",
+            cpu(lambda: _tlslite_certificate(TLSConnection, material)),
+            cpu(lambda: _tlslite_certificate(StockConnection, material)),
+            cpu(lambda: _ssl_certificate(material)),
+            target_total_ms=6,
+        ),
+        HandshakeRow(
+            "external PSK (psk_dhe_ke)",
+            cpu(lambda: _tlslite_external_psk(TLSConnection, material)),
+            cpu(lambda: _tlslite_external_psk(StockConnection, material)),
+            None,  # Python 3.11's ssl module has no PSK API
+        ),
+        HandshakeRow(
+            "IBE-PSK (psk_dhe_ke)",
+            cpu(lambda: _ibe_psk(TLSConnection, material)),
+            cpu(lambda: _ibe_psk(UnacceleratedConnection, material)),
+            None,
+            target_total_ms=8,
+            target_server_ms=4,
+        ),
+        HandshakeRow(
+            "IBE-PSK + PHA (P-256 client cert)",
+            cpu(lambda: _ibe_psk_with_pha(TLSConnection, material)),
+            cpu(lambda: _ibe_psk_with_pha(UnacceleratedConnection, material)),
+            None,
+        ),
+        HandshakeRow(
+            "ticket resumption",
+            cpu(lambda: _tlslite_resumption(TLSConnection, material)),
+            cpu(lambda: _tlslite_resumption(StockConnection, material)),
+            cpu(lambda: _ssl_resumption(material)),
+        ),
+    ]
+
+
+# --- bulk -------------------------------------------------------------------------------
+
+
+def _tlslite_bulk(kind: type[Any], material: Material, cipher: str, total: int) -> Cpu:
+    chain, key = material.server_cert.tlslite_chain(), material.server_cert.tlslite_key()
+    settings = _stock_settings() if kind is StockConnection else HandshakeSettings()
+    settings.cipherNames = [cipher]
+    chunk = bytes(BULK_CHUNK)
+
+    def client(sock: socket.socket) -> None:
+        conn = kind(sock)
+        conn.handshakeClientCert(serverName=SERVER_NAME, settings=settings)
+        started = time.thread_time()
+        for _ in range(total // BULK_CHUNK):
+            conn.write(chunk)
+        conn.read()
+        return_cpu[0] = time.thread_time() - started
+
+    def server(sock: socket.socket) -> None:
+        conn = kind(sock)
+        conn.handshakeServer(certChain=chain, privateKey=key, settings=settings)
+        started = time.thread_time()
+        received = 0
+        while received < total:
+            received += len(conn.read())
+        return_cpu[1] = time.thread_time() - started
+        conn.write(b"done")
+
+    return_cpu = [0.0, 0.0]
+    run_pair(client, server)
+    return Cpu(return_cpu[0] * 1000, return_cpu[1] * 1000)
+
+
+def _ssl_bulk(material: Material, total: int) -> tuple[str, Cpu]:
+    """OpenSSL's own TLS 1.3 suite choice (Python's ssl module cannot pick TLS 1.3 suites)."""
+    client_ctx, server_ctx = _ssl_contexts(material)
+    chunk = bytes(BULK_CHUNK)
+    return_cpu = [0.0, 0.0]
+    suites: list[str] = []
+
+    def client(sock: socket.socket) -> None:
+        conn = client_ctx.wrap_socket(sock, server_hostname=SERVER_NAME)
+        suites.append(str((conn.cipher() or ("?",))[0]))
+        started = time.thread_time()
+        for _ in range(total // BULK_CHUNK):
+            conn.sendall(chunk)
+        conn.recv(4)
+        return_cpu[0] = time.thread_time() - started
+
+    def server(sock: socket.socket) -> None:
+        conn = server_ctx.wrap_socket(sock, server_side=True)
+        started = time.thread_time()
+        received = 0
+        while received < total:
+            received += len(conn.recv(1 << 16))
+        return_cpu[1] = time.thread_time() - started
+        conn.sendall(b"done")
+
+    run_pair(client, server)
+    return suites[0], Cpu(return_cpu[0] * 1000, return_cpu[1] * 1000)
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    cipher: str
+    ibepsk_mb_s: float
+    stock_mb_s: float
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    rows: list[BulkRow]
+    openssl_suite: str
+    openssl_mb_s: float
+
+
+def _mb_s(total: int, cpu: Cpu) -> float:
+    return total / (cpu.total_ms / 1000) / 1e6
+
+
+def measure_bulk(material: Material, runs: int) -> BulkResult:
+    fast_total, stock_total = 64 << 20, 256 << 10
+    rows = []
+    for cipher in ("aes128gcm", "chacha20-poly1305"):
+        ibepsk = [_mb_s(fast_total, _tlslite_bulk(TLSConnection, material, cipher, fast_total)) for _ in range(runs)]
+        stock = [_mb_s(stock_total, _tlslite_bulk(StockConnection, material, cipher, stock_total)) for _ in range(2)]
+        rows.append(BulkRow(cipher, statistics.median(ibepsk), statistics.median(stock)))
+    openssl = [_ssl_bulk(material, fast_total) for _ in range(runs)]
+    return BulkResult(rows, openssl[0][0], statistics.median(_mb_s(fast_total, cpu) for _, cpu in openssl))
+
+
+# --- server capacity ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapacityRow:
+    clients: int
+    handshakes_per_second: float
+    server_cpu_ms: float
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_capacity(material: Material, concurrency: tuple[int, ...], seconds: float) -> list[CapacityRow]:
+    key_file, public_file = material.files / "localhost.key", material.files / "public.pem"
+    keys.write_key_file(key_file, material.ta.extract(SERVER_NAME), force=True)
+    keys.write_key_file(public_file, material.ta.public, force=True)
+    command = [sys.executable, "-m", "ibepsk.cli", "serve", "--accept", "127.0.0.1:0", "--quiet", "--no-tickets"]
+    server = subprocess.Popen([*command, "--ibe-key", str(key_file)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        banner = re.search(r"listening on [\d.]+:(\d+)", server.stdout.readline())
+        if banner is None:
+            raise RuntimeError("ibepsk serve did not start")
+        port = int(banner.group(1))
+        return [_capacity_at(port, material, clients, seconds, server.pid) for clients in concurrency]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _capacity_at(port: int, material: Material, clients: int, seconds: float, server_pid: int) -> CapacityRow:
+    settings = material.ibe_client_settings()
+    deadline = time.monotonic() + seconds
+    done = [0] * clients
+
+    def hammer(index: int) -> None:
+        while time.monotonic() < deadline:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                conn = TLSConnection(sock)
+                conn.handshakeClientCert(settings=settings, serverName=SERVER_NAME)
+                conn.close()
+            done[index] += 1
+
+    cpu_before, started = _process_cpu_seconds(server_pid), time.monotonic()
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed, server_cpu = time.monotonic() - started, _process_cpu_seconds(server_pid) - cpu_before
+    total = sum(done)
+    return CapacityRow(clients, total / elapsed, server_cpu / max(total, 1) * 1000)
+
+
+# --- the report -------------------------------------------------------------------------
+
+
+@dataclass
+class TlsBenchmark:
+    handshakes: list[HandshakeRow]
+    bulk: BulkResult
+    capacity: list[CapacityRow]
+
+
+def run_tls_benchmark(runs: int, capacity_seconds: float) -> TlsBenchmark:
+    with tempfile.TemporaryDirectory(prefix="ibepsk-bench-") as directory:
+        material = Material.create(Path(directory))
+        return TlsBenchmark(
+            measure_handshakes(material, runs),
+            measure_bulk(material, 3),
+            measure_capacity(material, (1, 8, 64), capacity_seconds),
+        )
+
+
+def _verdict(value: float, target: float | None) -> str:
+    if target is None:
+        return ""
+    return f"target <= {target:g}: {'met' if value <= target else 'MISSED'}"
+
+
+def print_tls_benchmark(result: TlsBenchmark, runs: int) -> None:
+    print(f"ibepsk bench tls — {machine_line()}; pairing backend {get_backend().name}; OpenSSL {ssl.OPENSSL_VERSION}")
+    print(f"\nhandshake CPU, client + server (server), ms: median of {runs}; 'stock' = tlslite-ng without acceleration")
+    print(f"{'handshake':36} {'ibepsk':>16} {'stock tlslite-ng':>17} {'ssl (OpenSSL)':>16} {'x faster':>9}")
+    for row in result.handshakes:
+        openssl = f"{row.openssl.total_ms:6.2f} ({row.openssl.server_ms:5.2f})" if row.openssl else "n/a"
+        speedup = row.stock.total_ms / row.ibepsk.total_ms
+        print(
+            f"{row.scenario:36} {row.ibepsk.total_ms:7.2f} ({row.ibepsk.server_ms:5.2f}) "
+            f"{row.stock.total_ms:8.2f} ({row.stock.server_ms:6.2f}) {openssl:>16} {speedup:9.1f}"
+        )
+        for label, value, target in (
+            ("client + server", row.ibepsk.total_ms, row.target_total_ms),
+            ("server", row.ibepsk.server_ms, row.target_server_ms),
+        ):
+            if target is not None:
+                print(f"    {row.scenario}, {label}: {value:.2f} ms, {_verdict(value, target)}")
+    print("\nbulk, one direction, 16 KiB writes: MB/s of client + server CPU")
+    print(f"{'cipher':20} {'ibepsk':>10} {'stock':>10} {'x stock':>9}  target >= 300 MB/s and >= 400x stock")
+    for bulk in result.bulk.rows:
+        ratio = bulk.ibepsk_mb_s / bulk.stock_mb_s
+        met = "met" if bulk.ibepsk_mb_s >= 300 and ratio >= 400 else "MISSED"
+        print(f"{bulk.cipher:20} {bulk.ibepsk_mb_s:10.1f} {bulk.stock_mb_s:10.2f} {ratio:9.0f}  {met}")
+    print(f"ssl (OpenSSL, its own choice {result.bulk.openssl_suite}): {result.bulk.openssl_mb_s:.1f} MB/s")
+    print("\nserver capacity: IBE-PSK handshakes/s against an `ibepsk serve` process (clients in this process)")
+    print(f"{'concurrent clients':20} {'handshakes/s':>13} {'server CPU ms/handshake':>24}")
+    for cap in result.capacity:
+        print(f"{cap.clients:20} {cap.handshakes_per_second:13.1f} {cap.server_cpu_ms:24.2f}")
+
+
+def bench_tls(runs: int, capacity_seconds: float, plot: Path | None) -> TlsBenchmark:
+    result = run_tls_benchmark(runs, capacity_seconds)
+    print_tls_benchmark(result, runs)
+    if plot is not None:
+        from .bench_plot import plot_tls_benchmark
+
+        plot_tls_benchmark(result, plot)
+        print(f"\nplot written to {plot}")
+    return result
