@@ -4,6 +4,27 @@
 replacements for tlslite-ng's classes of the same names.
 """
 
-from .tls import HandshakeMode, HandshakeSettings, IbeKeyring, TLSConnection
+from .tls import (
+    ClientAuthentication,
+    HandshakeMode,
+    HandshakeSettings,
+    IbeKeyring,
+    KeySigner,
+    Signer,
+    TLSConnection,
+    TrustAnchors,
+)
+from .tls.accel import accelerate_tlslite, restore_tlslite
 
-__all__ = ["HandshakeMode", "HandshakeSettings", "IbeKeyring", "TLSConnection"]
+__all__ = [
+    "ClientAuthentication",
+    "HandshakeMode",
+    "HandshakeSettings",
+    "IbeKeyring",
+    "KeySigner",
+    "Signer",
+    "TLSConnection",
+    "TrustAnchors",
+    "accelerate_tlslite",
+    "restore_tlslite",
+]

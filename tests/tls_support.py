@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import struct
 import threading
@@ -12,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlslite.constants import ContentType, ExtensionType, GroupName
+from tlslite.errors import TLSLocalAlert
 from tlslite.handshakehashes import HandshakeHashes
 from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.messages import ClientHello, ServerHello
 from tlslite.utils.codec import Parser
-from tlslite.utils.keyfactory import parsePEMKey
 from tlslite.x509certchain import X509CertChain
 
-from ibepsk import HandshakeSettings, TLSConnection
+from ibepsk import ClientAuthentication, HandshakeSettings, TLSConnection
 from ibepsk.client import ClientConfig, connect
 from ibepsk.server import ServerConfig, TLSServer
 
@@ -58,13 +59,11 @@ def echo_and_record(observed: Observed) -> Callable[[TLSConnection], None]:
 
 
 def tlslite_chain(issued: Issued, *chain: Issued) -> X509CertChain:
-    result = X509CertChain()
-    result.parsePemList((issued.cert_pem() + b"".join(c.cert_pem() for c in chain)).decode())
-    return result
+    return issued.tlslite_chain(*chain)
 
 
 def tlslite_key(issued: Issued) -> Any:
-    return parsePEMKey(issued.key_pem().decode(), private=True, implementations=["python"])
+    return issued.tlslite_key()
 
 
 @contextlib.contextmanager
@@ -205,3 +204,58 @@ def wait_for(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting for the server"
         time.sleep(0.01)
+
+
+# --- post-handshake client authentication ----------------------------------------
+
+
+@dataclass
+class AuthOutcome:
+    """What a server application that asked for client certificates saw on one connection."""
+
+    answers: list[ClientAuthentication | None]
+    error: BaseException | None
+    client_auth: ClientAuthentication | None
+    session_chain: Any
+    compression: Any = None  # the algorithm the client's certificate came compressed with, if any
+
+    @property
+    def sent_alert(self) -> int | None:
+        return self.error.description if isinstance(self.error, TLSLocalAlert) else None
+
+
+class AuthenticatingApplication:
+    """Server application: ask for a certificate ``requests`` times right after the handshake, then echo.
+
+    One request at a time, or with ``pipelined`` all of them before the first answer.
+    """
+
+    def __init__(self, requests: int = 1, required: bool = True, pipelined: bool = False) -> None:
+        self.requests, self.required, self.pipelined = requests, required, pipelined
+        self.outcomes: queue.Queue[AuthOutcome] = queue.Queue()
+
+    def __call__(self, conn: TLSConnection) -> None:
+        answers: list[ClientAuthentication | None] = []
+        try:
+            for _ in range(self.requests):
+                conn.request_client_auth(required=self.required)
+                if not self.pipelined:
+                    answers.append(conn.wait_for_client_auth())
+            if self.pipelined:
+                answers.append(conn.wait_for_client_auth())
+        except Exception as exc:
+            self.outcomes.put(AuthOutcome(answers, exc, conn.client_auth, None))
+            raise
+        chain, compression = conn.session.clientCertChain, conn.client_cert_compression_algo
+        self.outcomes.put(AuthOutcome(answers, None, conn.client_auth, chain, compression))
+        while data := conn.read():
+            conn.write(b"echo:" + data)
+
+    def next_outcome(self) -> AuthOutcome:
+        return self.outcomes.get(timeout=TIMEOUT)
+
+
+def converse(conn: TLSConnection, message: bytes = b"ping") -> bytes:
+    """Write ``message`` and return the reply (the client answers certificate requests while reading)."""
+    conn.write(message)
+    return bytes(conn.read())

@@ -1,7 +1,28 @@
 """tlslite-ng subclasses that add IBE-PSK handshakes."""
 
+from .certs import TrustAnchors
 from .connection import HandshakeMode, TLSConnection
+from .errors import ClientCertificateError, PostHandshakeAuthError
+from .pha import ClientAuthentication, ClientAuthMethod, requesting_client_auth, requiring_client_auth
 from .psk import IbeKeyring, IbePskOffer, IbeScheme
 from .settings import HandshakeSettings
+from .signer import KeySigner, SignatureScheme, Signer
 
-__all__ = ["HandshakeMode", "HandshakeSettings", "IbeKeyring", "IbePskOffer", "IbeScheme", "TLSConnection"]
+__all__ = [
+    "ClientAuthMethod",
+    "ClientAuthentication",
+    "ClientCertificateError",
+    "HandshakeMode",
+    "HandshakeSettings",
+    "IbeKeyring",
+    "IbePskOffer",
+    "IbeScheme",
+    "KeySigner",
+    "PostHandshakeAuthError",
+    "SignatureScheme",
+    "Signer",
+    "TLSConnection",
+    "TrustAnchors",
+    "requesting_client_auth",
+    "requiring_client_auth",
+]

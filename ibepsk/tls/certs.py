@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from tlslite.constants import AlertDescription
 from tlslite.errors import TLSAuthenticationError, TLSNoAuthenticationError
 from tlslite.x509certchain import X509CertChain
 
 from .connection import HandshakeMode
+from .errors import ClientCertificateError
+from .signer import certificates_from_tlslite as to_cryptography
 
 
 class CertificateVerificationError(TLSAuthenticationError):  # type: ignore[misc]
@@ -33,10 +37,6 @@ def load_certificates(path: str | Path) -> list[x509.Certificate]:
     return certificates
 
 
-def to_cryptography(chain: X509CertChain) -> list[x509.Certificate]:
-    return [x509.load_der_x509_certificate(bytes(cert.bytes)) for cert in chain.x509List]
-
-
 def load_tlslite_chain(path: str | Path) -> X509CertChain:
     chain = X509CertChain()
     chain.parsePemList(Path(path).read_text())
@@ -49,7 +49,8 @@ class TrustAnchors:
     def __init__(self, certificates: Sequence[x509.Certificate]) -> None:
         if not certificates:
             raise ValueError("at least one trust anchor is needed")
-        self._store = Store(list(certificates))
+        self._anchors = list(certificates)
+        self._store = Store(self._anchors)
 
     @classmethod
     def from_pem_file(cls, path: str | Path) -> TrustAnchors:
@@ -66,6 +67,52 @@ class TrustAnchors:
             return list(verifier.verify(leaf, intermediates))
         except VerificationError as exc:
             raise CertificateVerificationError(f"server certificate does not validate: {exc}") from None
+
+    def verify_client(self, chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+        """Validate a client's chain (leaf first) for client authentication; return the path up to the anchor.
+
+        Checks the signatures up to an anchor, every validity period and the
+        leaf's clientAuth extended key usage (cryptography's client policy).
+        The ClientCertificateError raised otherwise carries the alert for the
+        client: unknown_ca, certificate_expired or bad_certificate.
+        """
+        if not chain:
+            raise ClientCertificateError(AlertDescription.bad_certificate, "the client sent no certificate")
+        leaf, *intermediates = chain
+        try:
+            return list(self._policy().build_client_verifier().verify(leaf, intermediates).chain)
+        except VerificationError as exc:
+            alert = self._client_alert(chain)
+            raise ClientCertificateError(alert, f"client certificate does not validate: {exc}") from None
+
+    def _client_alert(self, chain: Sequence[x509.Certificate]) -> int:
+        """Which RFC 8446 alert describes why a client chain failed."""
+        if not self._reaches_anchor(chain):
+            return int(AlertDescription.unknown_ca)
+        now = datetime.datetime.now(datetime.UTC)
+        if any(not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc for cert in chain):
+            return int(AlertDescription.certificate_expired)
+        return int(AlertDescription.bad_certificate)
+
+    def _reaches_anchor(self, chain: Sequence[x509.Certificate]) -> bool:
+        """Whether the presented certificates link, signature by signature, to one of the anchors."""
+        current, unused = chain[0], list(chain[1:])
+        while True:
+            if any(_directly_issued_by(current, anchor) for anchor in self._anchors):
+                return True
+            issuer = next((cert for cert in unused if _directly_issued_by(current, cert)), None)
+            if issuer is None:
+                return False
+            unused.remove(issuer)
+            current = issuer
+
+
+def _directly_issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 class ServerCertificateChecker:

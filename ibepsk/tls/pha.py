@@ -1,0 +1,463 @@
+"""Post-handshake client authentication (RFC 8446 §4.6.2) for ``ibepsk.TLSConnection``.
+
+An IBE-PSK handshake authenticates the server (only the holder of the
+identity key can open the PSK) but says nothing about the client. The server
+asks for a certificate afterwards, whenever it needs to know who is there.
+
+Server: ``settings.client_auth_anchors``, then ``conn.request_client_auth()``
+and ``conn.wait_for_client_auth()``; the result is ``conn.client_auth``.
+Client: ``settings.client_auth_signer`` (any :class:`~ibepsk.tls.signer.Signer`)
+or the certChain/privateKey given to ``handshakeClientCert``.
+
+tlslite-ng has the messages; this mixin adds the policy around them and works
+around the tlslite-ng bugs fixed upstream by ``patches/0002`` to ``0006`` and
+``patches/0009``. See docs/pha.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import secrets
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+from cryptography import x509
+from tlslite.constants import AlertDescription, CertificateCompressionAlgorithm, CertificateType, ExtensionType
+from tlslite.extensions import CompressedCertificateExtension
+from tlslite.messages import CertificateRequest, CertificateVerify, ClientHello, CompressedCertificate, Finished
+from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
+from tlslite.utils.cryptomath import HKDF_expand_label, secureHMAC
+from tlslite.x509certchain import X509CertChain
+
+from .errors import ClientCertificateError, PostHandshakeAuthError
+from .signer import (
+    SignatureScheme,
+    Signer,
+    SignerError,
+    TlsliteKeySigner,
+    certificates_from_tlslite,
+    certificates_to_tlslite,
+)
+
+TLS_1_3 = (3, 4)
+CONTEXT_BYTES = 32
+#: What a client's CertificateVerify signs before the transcript hash (RFC 8446 §4.4.3).
+CLIENT_SIGNATURE_PREFIX = b" " * 64 + b"TLS 1.3, client CertificateVerify\x00"
+
+Problem = tuple[int, str]
+
+
+class ClientAuthMethod(StrEnum):
+    """How the client's identity reached this connection."""
+
+    POST_HANDSHAKE = "post-handshake"
+    RESUMPTION = "resumption"
+
+
+@dataclass(frozen=True)
+class ClientAuthentication:
+    """Who the client proved to be: the validated chain (leaf first, trust anchor last), when, and how."""
+
+    chain: tuple[x509.Certificate, ...]
+    authenticated_at: datetime.datetime
+    method: ClientAuthMethod
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.chain[0]
+
+    @property
+    def subject(self) -> str:
+        return self.certificate.subject.rfc4514_string()
+
+
+class ClientChainVerifier(Protocol):
+    """What ``settings.client_auth_anchors`` must do (:class:`~ibepsk.tls.certs.TrustAnchors` does)."""
+
+    def verify_client(self, chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+        """Return the validated path, or raise ClientCertificateError with the alert to send."""
+
+
+class _Placeholder:
+    """A key no received context can equal (contexts are bytes)."""
+
+
+_COMPRESSION_SCAN_KEY = _Placeholder()
+
+
+class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
+    """Post-handshake client authentication on a tlslite-ng connection.
+
+    Server side: :meth:`request_client_auth`, :meth:`wait_for_client_auth`,
+    :attr:`client_auth`. Client side: counters
+    ``certificate_requests_received`` / ``certificate_requests_answered``.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        self.client_auth: ClientAuthentication | None = None
+        self.certificate_requests_received = 0
+        self.certificate_requests_answered = 0
+        self._pha_settings: Any = None
+        self._pha_signer: Signer | None = None
+        self._pha_required: dict[bytes, bool] = {}
+        self._pha_last_answer: ClientAuthentication | None = None
+        self._last_certificate_request: Any = None
+
+    # --- server: public API ---------------------------------------------------
+
+    @property
+    def post_handshake_auth_offered(self) -> bool:
+        """Whether the client offered post_handshake_auth: only then may a server ask it for a certificate."""
+        return bool(self._pha_supported)
+
+    def request_client_auth(self, *, required: bool = True) -> bytes:
+        """Ask the client for a certificate now; returns the request's 32-byte context.
+
+        The answer is processed by a later ``read()`` or by
+        :meth:`wait_for_client_auth`. A ``required`` request that the client
+        declines ends the connection with certificate_required; otherwise a
+        declined request leaves :attr:`client_auth` as it was. Raises
+        PostHandshakeAuthError when the client cannot be asked (it did not offer
+        post_handshake_auth, no ``client_auth_anchors``, not TLS 1.3).
+        """
+        request = self._certificate_request(self._settings_for_request())
+        context = bytes(request.certificate_request_context)
+        self._cert_requests[context] = request
+        self._pha_required[context] = required
+        for _ in self._sendMsg(request):
+            pass
+        return context
+
+    def wait_for_client_auth(self) -> ClientAuthentication | None:
+        """Read until the client has answered every pending request; return the last answer (None: declined).
+
+        Application data that arrives first stays readable. A refused answer
+        raises the ``TLSLocalAlert`` that was sent to the client.
+        """
+        if not self._pha_required:
+            raise PostHandshakeAuthError("no certificate request is pending")
+        arrived = bytearray()
+        while self._pha_required:
+            if self.closed:
+                raise PostHandshakeAuthError("the client closed the connection before answering")
+            arrived += self.read(min=0)
+        if arrived:
+            self.unread(bytes(arrived))
+        return self._pha_last_answer
+
+    def _settings_for_request(self) -> Any:
+        if self._client:
+            raise PostHandshakeAuthError("only a server can request client authentication")
+        if self.closed or self.version != TLS_1_3:
+            raise PostHandshakeAuthError("post-handshake authentication needs an established TLS 1.3 connection")
+        if not self._pha_supported:
+            raise PostHandshakeAuthError("the client did not offer post_handshake_auth, so it cannot be asked")
+        if getattr(self._pha_settings, "client_auth_anchors", None) is None:
+            raise PostHandshakeAuthError("set HandshakeSettings.client_auth_anchors to validate client chains")
+        return self._pha_settings
+
+    def _certificate_request(self, settings: Any) -> Any:
+        """A CertificateRequest with a fresh context, the TLS 1.3 schemes we verify (patches/0004), and a
+        compress_certificate extension only when an algorithm is configured (patches/0003)."""
+        schemes = tls13_schemes(self, settings)
+        if not schemes:
+            raise PostHandshakeAuthError("the settings enable no TLS 1.3 signature scheme")
+        algorithms = [
+            getattr(CertificateCompressionAlgorithm, name) for name in settings.certificate_compression_receive
+        ]
+        extensions = [CompressedCertificateExtension().create(algorithms)] if algorithms else []
+        return CertificateRequest(self.version).create(
+            context=secrets.token_bytes(CONTEXT_BYTES),
+            sig_algs=[scheme.tlslite for scheme in schemes],
+            extensions=extensions,
+        )
+
+    # --- server: tlslite-ng hooks ---------------------------------------------
+
+    def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int, *args: Any) -> Iterator[Any]:
+        """Hooks tlslite's TLS 1.3 server handshake: keep its settings for PHA; fix the session it creates."""
+        self._pha_settings = settings
+        for result in super()._serverTLS13Handshake(settings, clientHello, cipherSuite, *args):
+            if result == "finished":  # tlslite's last word: the session exists, the caller stops iterating
+                self._after_server_handshake()
+            yield result
+
+    def _after_server_handshake(self) -> None:
+        if self.serverSigAlg is not None:
+            return  # the server signed: a certificate handshake
+        # A PSK handshake sends no certificate, whatever tlslite was given (patches/0006).
+        self.session.serverCertChain = None
+        self._restore_client_identity()
+
+    def _restore_client_identity(self) -> None:
+        """A resumed ticket that carries a client chain (issued after PHA) authenticates the client again."""
+        chain = self.session.clientCertChain
+        anchors = getattr(self._pha_settings, "client_auth_anchors", None)
+        if not chain or not chain.getNumCerts() or anchors is None:
+            return
+        try:
+            path = anchors.verify_client(certificates_from_tlslite(chain))
+        except ClientCertificateError:
+            self.session.clientCertChain = None  # expired or no longer trusted since the ticket was issued
+            return
+        self.client_auth = ClientAuthentication(tuple(path), _now(), ClientAuthMethod.RESUMPTION)
+
+    def readAsync(self, max: int | None = None, min: int = 1) -> Iterator[Any]:
+        """Hooks tlslite's readAsync, whose scan of pending CertificateRequests dereferences a
+        compress_certificate extension that our requests lack when none is configured (patches/0003).
+
+        While no pending request offers compression, the scan also sees a
+        placeholder that does; a CompressedCertificate is then refused by
+        :meth:`_handle_srv_pha`, since no request offered it.
+        """
+        if self._client or not self._cert_requests or self._a_pending_request_offers_compression():
+            yield from super().readAsync(max, min)
+            return
+        self._cert_requests[_COMPRESSION_SCAN_KEY] = _compression_placeholder()
+        try:
+            yield from super().readAsync(max, min)
+        finally:
+            self._cert_requests.pop(_COMPRESSION_SCAN_KEY, None)
+
+    def _a_pending_request_offers_compression(self) -> bool:
+        return any(
+            request.getExtension(ExtensionType.compress_certificate) is not None
+            for request in self._cert_requests.values()
+        )
+
+    def _handle_srv_pha(self, cert: Any) -> Iterator[Any]:
+        """Hooks tlslite's check of a client's answer (context, CertificateVerify, Finished) to add
+        ours: compression as offered, certificate_required per request, chain validation, a fresh ticket."""
+        context = bytes(cert.certificate_request_context)
+        required = self._pha_required.pop(context, None)
+        if required is None:  # not requested through request_client_auth: tlslite alone decides
+            yield from super()._handle_srv_pha(cert)
+            return
+        path, problem = self._check_answer(cert, self._cert_requests[context], required)
+        if problem is not None:
+            yield from self._sendError(*problem)
+        previous_chain = self.session.clientCertChain
+        yield from super()._handle_srv_pha(cert)
+        if path is None:
+            self.session.clientCertChain = previous_chain  # declining leaves the identity as it was
+            self._pha_last_answer = None
+            return
+        self.client_auth = self._pha_last_answer = ClientAuthentication(
+            tuple(path), _now(), ClientAuthMethod.POST_HANDSHAKE
+        )
+        yield from self._send_ticket_with_client_identity()
+
+    def _check_answer(
+        self, cert: Any, request: Any, required: bool
+    ) -> tuple[list[x509.Certificate] | None, Problem | None]:
+        """The validated path of the client's chain (None: declined), or the alert that refuses the answer."""
+        problem = _compression_problem(cert, request)
+        if problem is not None:
+            return None, problem
+        if _has_certificates(cert.cert_chain):
+            return self._validate_client_chain(cert.cert_chain)
+        if required:
+            return None, (AlertDescription.certificate_required, "the client declined a required certificate request")
+        return None, None
+
+    def _validate_client_chain(self, chain: X509CertChain) -> tuple[list[x509.Certificate] | None, Problem | None]:
+        anchors: ClientChainVerifier = self._pha_settings.client_auth_anchors
+        try:
+            return anchors.verify_client(certificates_from_tlslite(chain)), None
+        except ClientCertificateError as exc:
+            return None, (exc.alert, exc.reason)
+        except ValueError as exc:  # DER that tlslite accepted and cryptography does not
+            return None, (AlertDescription.bad_certificate, f"unreadable client certificate: {exc}")
+
+    def _send_ticket_with_client_identity(self) -> Iterator[Any]:
+        """One NewSessionTicket that records the client's chain: resuming with it restores the identity."""
+        settings = self._pha_settings
+        if not settings.ticketKeys:
+            return
+        one_ticket = copy.copy(settings)
+        one_ticket.ticket_count = 1
+        yield from self._serverSendTickets(one_ticket)
+
+    # --- client: tlslite-ng hooks ---------------------------------------------
+
+    def _getMsg(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Hooks tlslite's message reader: remember the last CertificateRequest (see _create_cert_msg)."""
+        for result in super()._getMsg(*args, **kwargs):
+            if isinstance(result, CertificateRequest):
+                self._last_certificate_request = result
+            yield result
+
+    def _create_cert_msg(self, peer: str, request_msg: Any, *args: Any, **kwargs: Any) -> Any:
+        """Hooks tlslite's Certificate builder, which a TLS 1.3 client hands its own ClientHello instead of the
+        server's CertificateRequest: it compressed whenever it could itself receive compressed certificates,
+        whatever the server offered (patches/0009)."""
+        if peer == "client" and isinstance(request_msg, ClientHello):
+            request_msg = self._last_certificate_request
+        return super()._create_cert_msg(peer, request_msg, *args, **kwargs)
+
+    def _clientSendClientHello(self, settings: Any, session: Any, *args: Any) -> Iterator[Any]:
+        """Hooks tlslite's ClientHello builder, which offers post_handshake_auth for a truthy private key:
+        offer it for the configured Signer too."""
+        self._pha_settings = settings
+        srp_username, srp_params, cert_params, *rest = args
+        self._pha_signer = getattr(settings, "client_auth_signer", None) or _tlslite_signer(cert_params)
+        if self._pha_signer is not None and cert_params is not None:
+            cert_params = (cert_params[0], self._pha_signer)
+        return super()._clientSendClientHello(  # type: ignore[no-any-return]
+            settings, session, srp_username, srp_params, cert_params, *rest
+        )
+
+    def _handle_pha(self, cert_request: Any) -> Iterator[Any]:
+        """Replaces tlslite's answer to a CertificateRequest (tlsrecordlayer._handle_pha).
+
+        An empty context gets illegal_parameter (patches/0005). The signer
+        answers the first ``client_auth_answer_limit`` requests with a scheme
+        the settings, the key and the request all allow; otherwise an empty
+        Certificate and a Finished decline politely (patches/0002).
+        Compression follows ``settings.certificate_compression_send``.
+        """
+        problem = _certificate_request_problem(cert_request)
+        if problem is not None:
+            yield from self._sendError(*problem)
+        flight = yield from self._client_auth_flight(cert_request)
+        yield from self._sendMsgs(flight)
+
+    def _client_auth_flight(self, cert_request: Any) -> Generator[Any, None, list[Any]]:
+        """Certificate, CertificateVerify (unless declining) and Finished answering ``cert_request``."""
+        self.certificate_requests_received += 1
+        scheme = self._answering_scheme(cert_request)
+        signer = self._pha_signer if scheme is not None else None
+        transcript = self._first_handshake_hashes.copy()  # never earlier PHA exchanges
+        transcript.update(cert_request.write())
+        certificate = self._create_cert_msg(
+            "client",
+            cert_request,
+            getattr(self._pha_settings, "certificate_compression_send", []),
+            certificates_to_tlslite(signer.certificate_chain) if signer is not None else X509CertChain(),
+            CertificateType.x509,
+            cert_request.certificate_request_context,
+            self.version,
+        )
+        transcript.update(certificate.write())
+        flight = [certificate]
+        if scheme is not None:
+            signature = yield from self._client_signature(scheme, transcript)
+            flight.append(CertificateVerify(self.version).create(signature, scheme.tlslite))
+            transcript.update(flight[-1].write())
+            self.certificate_requests_answered += 1
+        flight.append(self._client_finished(transcript))
+        return flight
+
+    def _answering_scheme(self, cert_request: Any) -> SignatureScheme | None:
+        """The scheme to answer with, or None to decline."""
+        signer, settings = self._pha_signer, self._pha_settings
+        limit = getattr(settings, "client_auth_answer_limit", None)
+        if signer is None or (limit is not None and self.certificate_requests_received > limit):
+            return None
+        requested = {SignatureScheme.from_tlslite(tuple(alg)) for alg in cert_request.supported_signature_algs}
+        possible = set(signer.signature_schemes)
+        return next((s for s in tls13_schemes(self, settings) if s in requested and s in possible), None)
+
+    def _client_signature(self, scheme: SignatureScheme, transcript: Any) -> Generator[Any, None, bytearray]:
+        prf_name, _ = self._getPRFParams(self.session.cipherSuite)
+        assert self._pha_signer is not None
+        try:
+            signature = self._pha_signer.sign(scheme, CLIENT_SIGNATURE_PREFIX + bytes(transcript.digest(prf_name)))
+        except Exception as exc:  # a key store fails in its own ways; the server still gets an alert
+            yield from self._sendError(AlertDescription.internal_error, f"the client's signer failed: {exc}")
+        return bytearray(signature)
+
+    def _client_finished(self, transcript: Any) -> Any:
+        prf_name, prf_size = self._getPRFParams(self.session.cipherSuite)
+        finished_key = HKDF_expand_label(self.session.cl_app_secret, b"finished", b"", prf_size, prf_name)
+        verify_data = secureHMAC(finished_key, transcript.digest(prf_name), prf_name)
+        return Finished(TLS_1_3, prf_size).create(verify_data)
+
+
+def tls13_schemes(connection: Any, settings: Any) -> list[SignatureScheme]:
+    """The TLS 1.3 signature schemes ``settings`` enable, in their order of preference."""
+    enabled = (SignatureScheme.from_tlslite(alg) for alg in connection._sigHashesToList(settings, version=TLS_1_3))
+    return [scheme for scheme in enabled if scheme is not None]
+
+
+def _certificate_request_problem(cert_request: Any) -> Problem | None:
+    """What makes a post-handshake CertificateRequest unacceptable, as (alert, reason)."""
+    if not cert_request.certificate_request_context:
+        return AlertDescription.illegal_parameter, "post-handshake CertificateRequest with an empty context"
+    repeated = [ext for ext, count in Counter(e.extType for e in cert_request.extensions or []).items() if count > 1]
+    if repeated:
+        return AlertDescription.illegal_parameter, f"CertificateRequest repeats extension {repeated[0]}"
+    if not cert_request.supported_signature_algs:
+        return AlertDescription.missing_extension, "CertificateRequest without signature_algorithms"
+    compression = cert_request.getExtension(ExtensionType.compress_certificate)
+    if compression is not None and not compression.algorithms:
+        return AlertDescription.decode_error, "empty algorithm list in compress_certificate"
+    return None
+
+
+def _compression_problem(cert: Any, request: Any) -> Problem | None:
+    """A CompressedCertificate is acceptable only with an algorithm its request offered (RFC 8879 §4)."""
+    if not isinstance(cert, CompressedCertificate):
+        return None
+    offer = request.getExtension(ExtensionType.compress_certificate)
+    if offer is None:
+        return AlertDescription.unexpected_message, "CompressedCertificate although no compression was offered"
+    if cert.compression_algo not in offer.algorithms:
+        return AlertDescription.illegal_parameter, "certificate compressed with an algorithm that was not offered"
+    return None
+
+
+def _compression_placeholder() -> Any:
+    offer = CompressedCertificateExtension().create([CertificateCompressionAlgorithm.zlib])
+    return CertificateRequest(TLS_1_3).create(context=b"", sig_algs=[], extensions=[offer])
+
+
+def _tlslite_signer(cert_params: Any) -> Signer | None:
+    """The certChain/privateKey given to handshakeClientCert as a Signer, if TLS 1.3 can sign with it."""
+    if not cert_params or not cert_params[1]:
+        return None
+    try:
+        return TlsliteKeySigner(*cert_params)
+    except SignerError:
+        return None  # e.g. a DSA key: usable in TLS 1.2 handshakes, never in a TLS 1.3 CertificateVerify
+
+
+def _has_certificates(chain: Any) -> bool:
+    return bool(chain and chain.getNumCerts())
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+ConnectionT = TypeVar("ConnectionT", bound=PostHandshakeAuthMixin)
+
+
+def requiring_client_auth(application: Callable[[ConnectionT], None]) -> Callable[[ConnectionT], None]:
+    """Wrap a server application: authenticate the client right after the handshake, serve it only then."""
+
+    def authenticated_application(conn: ConnectionT) -> None:
+        conn.request_client_auth(required=True)
+        conn.wait_for_client_auth()
+        application(conn)
+
+    return authenticated_application
+
+
+def requesting_client_auth(application: Callable[[ConnectionT], None]) -> Callable[[ConnectionT], None]:
+    """Wrap a server application: ask for a certificate right after the handshake, serve the client either way.
+
+    The answer is processed by the application's reads; ``conn.client_auth``
+    says who the client is once it has answered (None if it declined).
+    """
+
+    def asking_application(conn: ConnectionT) -> None:
+        conn.request_client_auth(required=False)
+        application(conn)
+
+    return asking_application
