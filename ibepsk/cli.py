@@ -217,6 +217,16 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--cert", metavar="FILE", help="certificate chain (PEM) for certificate handshakes")
     serve.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
     serve.add_argument("--www", action="store_true", help="answer each request with a page describing the connection")
+    serve.add_argument("--ca", metavar="FILE", help="CA certificate(s) client certificates must chain to (PHA)")
+    auth = serve.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--request-client-auth", action="store_true", help="ask each client for a certificate after the handshake"
+    )
+    auth.add_argument(
+        "--require-client-auth",
+        action="store_true",
+        help="authenticate each client after the handshake and serve nothing until it has",
+    )
     serve.add_argument("--psk-ke", action="store_true", help="also allow psk_ke (no (EC)DHE) when a client asks")
     serve.add_argument("--no-tickets", action="store_true", help="do not issue NewSessionTickets")
     serve.add_argument(
@@ -238,6 +248,11 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     connect.add_argument("--identity", help="server identity to encapsulate to (default: --servername or HOST)")
     connect.add_argument("--servername", help="SNI host name (default: HOST when it is a name)")
     connect.add_argument("--ca", metavar="FILE", help="trust anchors: validate a server certificate (allows fallback)")
+    connect.add_argument("--cert", metavar="FILE", help="client certificate chain (PEM) to answer the server's PHA")
+    connect.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
+    connect.add_argument(
+        "--answer-limit", type=int, default=1, metavar="N", help="answer at most N certificate requests (default 1)"
+    )
     connect.add_argument("--send", metavar="TEXT", help=r"send TEXT (backslash escapes like \r\n are decoded)")
     connect.add_argument(
         "--early", metavar="TEXT", help="send TEXT as 0-RTT data in the first flight (escapes decoded)"

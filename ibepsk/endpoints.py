@@ -17,6 +17,7 @@ from . import keys
 from .client import ClientConfig, connect
 from .epochs import EpochPeriod
 from .server import (
+    Application,
     ServerConfig,
     TLSServer,
     describe_connection,
@@ -25,8 +26,9 @@ from .server import (
     www_application,
     www_early_data_handler,
 )
-from .tls import HandshakeSettings, IbeKeyring, TLSConnection
-from .tls.certs import ServerCertificateChecker, TrustAnchors, load_tlslite_chain
+from .tls import HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
+from .tls.certs import ServerCertificateChecker, load_tlslite_chain
+from .tls.pha import requesting_client_auth, requiring_client_auth
 from .tls.replay import ReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 
@@ -79,7 +81,15 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
         )
     except (ValueError, ReplayStoreError) as exc:
         raise EndpointError(str(exc)) from None
-    settings.early_data_handler = www_early_data_handler if args.www else echo_early_data_handler
+    if args.ca:
+        settings.client_auth_anchors = TrustAnchors.from_pem_file(args.ca)
+    elif args.request_client_auth or args.require_client_auth:
+        raise EndpointError(
+            "--request-client-auth/--require-client-auth need --ca (the CA client certificates chain to)"
+        )
+    if not args.require_client_auth:
+        # Answering 0-RTT data before the client is authenticated would defeat --require-client-auth.
+        settings.early_data_handler = www_early_data_handler if args.www else echo_early_data_handler
     config = ServerConfig(settings)
     if args.cert:
         config.cert_chain = load_tlslite_chain(args.cert)
@@ -92,7 +102,11 @@ def run_server(args: argparse.Namespace, host: str, port: int) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
     )
-    application = www_application if args.www else echo_application
+    application: Application = www_application if args.www else echo_application
+    if args.require_client_auth:
+        application = requiring_client_auth(application)
+    elif args.request_client_auth:
+        application = requesting_client_auth(application)
     with TLSServer(config, application, host, port) as server:
         bound_host, bound_port = server.address
         identities = ", ".join(config.settings.ibe_keyring.identities) if config.settings.ibe_keyring else "-"
@@ -123,6 +137,11 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
             raise EndpointError(f"{host} is an address: say which identity to encapsulate to with --identity")
     if args.psk_ke:
         settings.psk_modes = ["psk_dhe_ke", "psk_ke"]
+    if bool(args.cert) != bool(args.key):
+        raise EndpointError("--cert and --key go together")
+    if args.cert:
+        settings.client_auth_signer = KeySigner.from_pem_files(args.cert, args.key)
+        settings.client_auth_answer_limit = args.answer_limit
     checker = None
     if args.ca:
         name = server_name or args.identity

@@ -89,6 +89,8 @@ def describe_connection(conn: TLSConnection) -> str:
     outcome = early_data_outcome(conn)
     if outcome is not None:
         parts.append(f"early_data={outcome}")
+    if conn.client_auth is not None:
+        parts.append(f"client={conn.client_auth.subject!r} ({conn.client_auth.method})")
     return " ".join(parts)
 
 
@@ -230,9 +232,9 @@ def www_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes | No
 
 def www_application(conn: TLSConnection) -> None:
     """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection."""
-    request = bytearray(conn.early_data)
-    if _complete_request(request):
+    if conn.early_data_answered:
         return  # answered already, before the handshake completed
+    request = bytearray(conn.early_data)
     while not _complete_request(request) and len(request) < 16384:
         chunk = conn.read()
         if not chunk:

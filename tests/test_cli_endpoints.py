@@ -13,6 +13,7 @@ import pytest
 from ibepsk import keys
 from ibepsk.keys import TAMasterKey
 
+from pki import issue, make_ca
 from test_cli_ta import assert_one_line_error, ibepsk
 
 
@@ -97,3 +98,34 @@ def test_serve_bad_accept_address(files: dict[str, Path]) -> None:
 
 def test_connect_needs_an_identity_for_an_address(files: dict[str, Path]) -> None:
     assert_one_line_error(ibepsk("connect", "127.0.0.1:4433", "--ta", str(files["public"])), "--identity")
+
+
+@pytest.fixture(scope="module")
+def device_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = make_ca("device CA")
+    cert, key = issue(ca, "device-7", server=False).write(directory, "device")
+    (directory / "ca.pem").write_bytes(ca.cert_pem())
+    return {"ca": directory / "ca.pem", "cert": cert, "key": key}
+
+
+def test_serve_requiring_client_auth(files: dict[str, Path], device_files: dict[str, Path]) -> None:
+    server = ServerProcess(
+        "--ibe-key", str(files["localhost"]), "--www", "--require-client-auth", "--ca", str(device_files["ca"])
+    )
+    try:
+        base = ["connect", f"127.0.0.1:{server.port}", "--ta", str(files["public"]), "--identity", "localhost"]
+        request = ["--send", r"GET / HTTP/1.0\r\n\r\n"]
+        good = ibepsk(*base, *request, "--cert", str(device_files["cert"]), "--key", str(device_files["key"]))
+        anonymous = ibepsk(*base, *request)
+    finally:
+        log = server.stop()
+    assert good.returncode == 0, good.stderr
+    assert "client='CN=device-7' (post-handshake)" in good.stdout, good.stdout
+    assert_one_line_error(anonymous, "certificate_required")
+    assert "Traceback" not in log
+
+
+def test_require_client_auth_needs_a_ca(files: dict[str, Path]) -> None:
+    result = ibepsk("serve", "--accept", "127.0.0.1:0", "--ibe-key", str(files["localhost"]), "--require-client-auth")
+    assert_one_line_error(result, "need --ca")

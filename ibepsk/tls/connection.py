@@ -97,6 +97,10 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
     def _clientSendClientHello(self, settings: Any, session: Any, *args: Any) -> Iterator[Any]:
         """Hooks tlslite's ClientHello builder: offer a fresh IBE-PSK through this connection's pskConfigs copy."""
         self._reset_handshake_state()
+        if session is not None and session.tickets:
+            # tlslite offers the first ticket: make it the newest, since only a ticket issued after
+            # post-handshake authentication lets the server remember the client.
+            session.tickets.sort(key=lambda ticket: ticket.time, reverse=True)
         public = getattr(settings, "ibe_public_params", None)
         if public is not None and settings.maxVersion >= TLS_1_3:
             server_name = args[4]  # (srpUsername, srpParams, certParams, anonParams, serverName, ...)

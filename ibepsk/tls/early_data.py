@@ -107,6 +107,8 @@ class EarlyDataMixin:
         self.early_data = b""
         #: Server: why offered early data was not accepted.
         self.early_data_rejection: EarlyDataRejection | None = None
+        #: Server: whether ``early_data_handler`` answered (0.5-RTT data was sent).
+        self.early_data_answered = False
         self._client_early: _ClientEarlyData | None = None
         self._server_early: _ServerEarlyData | None = None
 
@@ -210,6 +212,7 @@ class EarlyDataMixin:
     def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int, *args: Any) -> Iterator[Any]:
         """Hooks tlslite's TLS 1.3 server handshake: keep the ClientHello transcript the early keys derive from."""
         self.early_data_status, self.early_data, self.early_data_rejection = EarlyDataStatus.NOT_OFFERED, b"", None
+        self.early_data_answered = False
         self._server_early = None
         if clientHello.getExtension(ExtensionType.early_data) is not None:
             # tlslite's HelloRetryRequest always carries a cookie, so a ClientHello with one is a retry.
@@ -283,6 +286,7 @@ class EarlyDataMixin:
             if answer:
                 # The server's application keys are on: this is RFC 8446's 0.5-RTT data.
                 yield from self._sendMsg(ApplicationData().create(bytearray(answer)))
+            self.early_data_answered = True
         early.secret = None
 
     def _run_to_completion(self, steps: Iterator[Any]) -> None:

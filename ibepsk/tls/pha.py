@@ -133,6 +133,11 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
             pass
         return context
 
+    def abort_with_alert(self, description: int, reason: str) -> None:
+        """Send a fatal alert (under the current keys) and close; raises the ``TLSLocalAlert`` that was sent."""
+        for _ in self._sendError(description, reason):
+            pass
+
     def wait_for_client_auth(self) -> ClientAuthentication | None:
         """Read until the client has answered every pending request; return the last answer (None: declined).
 
@@ -439,11 +444,18 @@ ConnectionT = TypeVar("ConnectionT", bound=PostHandshakeAuthMixin)
 
 
 def requiring_client_auth(application: Callable[[ConnectionT], None]) -> Callable[[ConnectionT], None]:
-    """Wrap a server application: authenticate the client right after the handshake, serve it only then."""
+    """Wrap a server application: authenticate the client right after the handshake, serve it only then.
+
+    A client that resumed with a ticket issued after its authentication is
+    known already (``conn.client_auth.method == "resumption"``) and is not asked again.
+    """
 
     def authenticated_application(conn: ConnectionT) -> None:
-        conn.request_client_auth(required=True)
-        conn.wait_for_client_auth()
+        if conn.client_auth is None:
+            if not conn.post_handshake_auth_offered:
+                conn.abort_with_alert(AlertDescription.certificate_required, "client cannot do post-handshake auth")
+            conn.request_client_auth(required=True)
+            conn.wait_for_client_auth()
         application(conn)
 
     return authenticated_application
