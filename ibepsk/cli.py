@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,6 +193,24 @@ def _bench_zero_rtt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_all(args: argparse.Namespace) -> int:
+    from .bench import bench_ibe, bench_zero_rtt
+    from .bench_tls import bench_tls
+    from .bench_wire import bench_wire
+
+    started = time.monotonic()
+    for run in (
+        lambda: bench_ibe(backend_name=None, iterations=50, runs=5),
+        lambda: bench_tls(runs=15, capacity_seconds=4.0, plot=args.plot),
+        bench_wire,
+        lambda: bench_zero_rtt(delay_ms=20.0, runs=9),
+    ):
+        run()
+        print()
+    print(f"ibepsk bench all: {time.monotonic() - started:.0f} s")
+    return 0
+
+
 # --- the parser -------------------------------------------------------------------
 
 
@@ -320,6 +339,9 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     zero.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay the proxy adds (default 20)")
     zero.add_argument("--runs", type=int, default=9, help="connections of each kind; medians are reported")
     zero.set_defaults(handler=_bench_zero_rtt)
+    every = sub.add_parser("all", help="every suite above with its defaults, one after the other")
+    every.add_argument("--plot", type=Path, metavar="PNG", help="also draw the TLS results (needs matplotlib)")
+    every.set_defaults(handler=_bench_all)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
