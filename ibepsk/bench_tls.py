@@ -32,6 +32,7 @@ from .bench import machine_line
 from .ibe import get_backend
 from .pki import Issued, issue, make_ca
 from .tls import HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
+from .tls.loopback import tcp_pair
 
 SERVER_NAME = "localhost"
 BULK_CHUNK = 1 << 14
@@ -57,7 +58,7 @@ class Cpu:
 
 def run_pair(client: Side, server: Side) -> Cpu:
     """Run both sides on a fresh loopback pair, one thread each; their CPU times in ms."""
-    client_sock, server_sock = _tcp_pair()
+    client_sock, server_sock = tcp_pair(blocking=True)
     server_cpu: list[float] = []
     errors: list[BaseException] = []
 
@@ -82,15 +83,6 @@ def run_pair(client: Side, server: Side) -> Cpu:
     if errors:
         raise errors[0]
     return Cpu(client_cpu * 1000, server_cpu[0] * 1000)
-
-
-def _tcp_pair() -> tuple[socket.socket, socket.socket]:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        client = socket.create_connection(listener.getsockname())
-        server, _ = listener.accept()
-    for end in (client, server):
-        end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return client, server
 
 
 def median_cpu(pair: Callable[[], Cpu], runs: int) -> Cpu:

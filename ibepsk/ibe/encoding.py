@@ -7,6 +7,10 @@ prime-order subgroup other than infinity, with canonical coordinates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from .backend import FIELD_BYTES, FIELD_PRIME, G1Element, G2Element, PairingBackend
 from .errors import PointDecodeError
 
@@ -30,42 +34,42 @@ def _field_bytes(*values: int) -> bytes:
     return bytes([UNCOMPRESSED_PREFIX]) + b"".join(v.to_bytes(FIELD_BYTES, "big") for v in values)
 
 
-def decode_g1(backend: PairingBackend, data: bytes) -> G1Element:
-    x, y = _field_elements(data, G1_BYTES, "G1 point")
+def _checked(
+    what: str, build: Callable[[], Any], affine: Callable[[Any], Any], in_subgroup: Callable[[Any], bool]
+) -> Any:
+    """Build a point and apply the spec's checks: on the curve, not infinity, in the prime-order subgroup."""
     try:
-        point = backend.g1_from_affine(x, y)
+        point = build()
     except ValueError as exc:
-        raise PointDecodeError("G1 point is not on the curve") from exc
-    if backend.g1_affine(point) is None:
-        raise PointDecodeError("G1 point is the point at infinity")
-    if not backend.g1_in_subgroup(point):
-        raise PointDecodeError("G1 point is not in the prime-order subgroup")
+        raise PointDecodeError(f"{what} is not on the curve") from exc
+    if affine(point) is None:
+        raise PointDecodeError(f"{what} is the point at infinity")
+    if not in_subgroup(point):
+        raise PointDecodeError(f"{what} is not in the prime-order subgroup")
     return point
 
 
+def decode_g1(backend: PairingBackend, data: bytes) -> G1Element:
+    x, y = _field_elements(data, G1_BYTES, "G1 point")
+    return _checked("G1 point", partial(backend.g1_from_affine, x, y), backend.g1_affine, backend.g1_in_subgroup)
+
+
 def encode_g1(backend: PairingBackend, point: G1Element) -> bytes:
-    affine = backend.g1_affine(point)
-    if affine is None:
-        raise ValueError("the point at infinity has no MIRACL encoding")
-    return _field_bytes(*affine)
+    return _field_bytes(*_finite(backend.g1_affine(point)))
 
 
 def decode_g2(backend: PairingBackend, data: bytes) -> G2Element:
     x1, x0, y1, y0 = _field_elements(data, G2_BYTES, "G2 point")
-    try:
-        point = backend.g2_from_affine((x0, x1), (y0, y1))
-    except ValueError as exc:
-        raise PointDecodeError("G2 point is not on the curve") from exc
-    if backend.g2_affine(point) is None:
-        raise PointDecodeError("G2 point is the point at infinity")
-    if not backend.g2_in_subgroup(point):
-        raise PointDecodeError("G2 point is not in the prime-order subgroup")
-    return point
+    build = partial(backend.g2_from_affine, (x0, x1), (y0, y1))
+    return _checked("G2 point", build, backend.g2_affine, backend.g2_in_subgroup)
 
 
 def encode_g2(backend: PairingBackend, point: G2Element) -> bytes:
-    affine = backend.g2_affine(point)
+    (x0, x1), (y0, y1) = _finite(backend.g2_affine(point))
+    return _field_bytes(x1, x0, y1, y0)
+
+
+def _finite(affine: Any) -> Any:
     if affine is None:
         raise ValueError("the point at infinity has no MIRACL encoding")
-    (x0, x1), (y0, y1) = affine
-    return _field_bytes(x1, x0, y1, y0)
+    return affine

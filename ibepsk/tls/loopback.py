@@ -36,14 +36,14 @@ class LoopbackStalled(RuntimeError):
     """Both ends are waiting for the other: the exchange cannot finish."""
 
 
-def tcp_pair() -> tuple[socket.socket, socket.socket]:
-    """A connected pair of non-blocking TCP sockets on 127.0.0.1: (client end, server end)."""
+def tcp_pair(blocking: bool = False) -> tuple[socket.socket, socket.socket]:
+    """A connected pair of TCP sockets on 127.0.0.1, Nagle off: (client end, server end)."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         client = socket.create_connection(listener.getsockname())
         server, _ = listener.accept()
     for end in (client, server):
         end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        end.setblocking(False)
+        end.setblocking(blocking)
     return client, server
 
 
