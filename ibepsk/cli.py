@@ -193,10 +193,18 @@ def _bench_zero_rtt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_iot(args: argparse.Namespace) -> int:
+    from .iot.bench import bench_iot
+
+    bench_iot(delay_ms=args.delay_ms, runs=args.runs)
+    return 0
+
+
 def _bench_all(args: argparse.Namespace) -> int:
     from .bench import bench_ibe, bench_zero_rtt
     from .bench_tls import bench_tls
     from .bench_wire import bench_wire
+    from .iot.bench import bench_iot
 
     started = time.monotonic()
     for run in (
@@ -204,6 +212,7 @@ def _bench_all(args: argparse.Namespace) -> int:
         lambda: bench_tls(runs=15, capacity_seconds=4.0, plot=args.plot),
         bench_wire,
         lambda: bench_zero_rtt(delay_ms=20.0, runs=9),
+        lambda: bench_iot(delay_ms=20.0, runs=9),
     ):
         run()
         print()
@@ -342,6 +351,10 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     every = sub.add_parser("all", help="every suite above with its defaults, one after the other")
     every.add_argument("--plot", type=Path, metavar="PNG", help="also draw the TLS results (needs matplotlib)")
     every.set_defaults(handler=_bench_all)
+    iot = sub.add_parser("iot", help="IoT device: bytes per reading, time to acknowledgement, peak RSS")
+    iot.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay the proxy adds (default 20)")
+    iot.add_argument("--runs", type=int, default=9, help="readings of each kind; medians are reported")
+    iot.set_defaults(handler=_bench_iot)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

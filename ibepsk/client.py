@@ -19,11 +19,23 @@ class ClientConfig:
     timeout: float = 10.0
 
 
+def open_tcp(address: tuple[str, int], timeout: float) -> socket.socket:
+    """A TCP connection without Nagle's algorithm.
+
+    Post-handshake authentication is a ping-pong of small records; with Nagle on
+    one side and delayed ACKs on the other, each exchange stalls for tens of
+    milliseconds (measured: about 130 ms per connection on loopback).
+    """
+    sock = socket.create_connection(address, timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 def connect(
     host: str, port: int, config: ClientConfig, session: Any = None, early_data: bytes | None = None
 ) -> TLSConnection:
     """TCP connect and run the client handshake (with ``early_data`` in the first flight); the caller closes."""
-    sock = socket.create_connection((host, port), timeout=config.timeout)
+    sock = open_tcp((host, port), config.timeout)
     conn = TLSConnection(sock)
     try:
         conn.handshakeClientCert(

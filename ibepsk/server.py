@@ -144,6 +144,8 @@ class TLSServer:
     def _serve_one(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         started = time.perf_counter()
         sock.settimeout(self.config.timeout)
+        # Post-handshake messages are small writes answered by the peer: Nagle would hold them back.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = TLSConnection(sock)
         try:
             conn.handshakeServer(
