@@ -8,7 +8,6 @@ the module, so use it from one session-scoped fixture.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import shutil
 import subprocess
@@ -19,10 +18,8 @@ from typing import NoReturn
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ibepsk.iot.provisioning import certify_device
 from ibepsk.tls.pkcs11_signer import generate_device_key
 
 from pki import Issued, make_ca
@@ -93,25 +90,4 @@ def init_token(label: str) -> None:
         ["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", USER_PIN],
         check=True,
         capture_output=True,
-    )
-
-
-def certify_device(ca: Issued, public_key: ec.EllipticCurvePublicKey, name: str) -> x509.Certificate:
-    """A client-authentication certificate for a key that lives elsewhere (the token)."""
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
-        .sign(ca.key, hashes.SHA256())
     )

@@ -13,14 +13,12 @@ they only grow, even after the queue empties.
 from __future__ import annotations
 
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
+from .database import DurableDatabase
 from .protocol import JsonValue, decode_value, encode_value
 
 _SCHEMA = """
@@ -41,17 +39,12 @@ class QueuedReading:
     value: JsonValue
 
 
-class ReadingQueue:
+class ReadingQueue(DurableDatabase):
     """Readings waiting for the gateway's acknowledgement, oldest first; thread-safe."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        super().__init__(path, _SCHEMA)
         with self._db:
-            self._db.executescript(_SCHEMA)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('queue_id', ?)",
                 (secrets.token_hex(_QUEUE_ID_BYTES),),
@@ -80,20 +73,3 @@ class ReadingQueue:
         with self._lock, self._db:
             cursor = self._db.executemany("DELETE FROM readings WHERE seq = ?", [(seq,) for seq in seqs])
         return cursor.rowcount
-
-    def __len__(self) -> int:
-        with self._lock:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()
-        return int(count)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> ReadingQueue:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()

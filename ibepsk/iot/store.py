@@ -11,14 +11,12 @@ sent after it never outruns the data.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
+from .database import DurableDatabase
 from .protocol import JsonValue, Reading, decode_value, encode_value
 
 _SCHEMA = """
@@ -34,7 +32,6 @@ CREATE TABLE IF NOT EXISTS readings (
     UNIQUE (device, queue, seq)
 );
 """
-_BUSY_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -55,18 +52,11 @@ class AddResult:
     duplicates: int
 
 
-class ReadingStore:
+class ReadingStore(DurableDatabase):
     """Readings by device, stored once each; thread-safe."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
     def add(self, device: str, readings: Sequence[Reading], *, early: bool = False) -> AddResult:
         """Store the readings of the authenticated ``device`` in one transaction; resends are ignored."""
@@ -94,20 +84,3 @@ class ReadingStore:
             StoredReading(device, queue, seq, taken_at, decode_value(value), received_at, bool(early))
             for device, queue, seq, taken_at, value, received_at, early in rows
         ]
-
-    def __len__(self) -> int:
-        with self._lock:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()
-        return int(count)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> ReadingStore:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
