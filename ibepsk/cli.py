@@ -58,6 +58,8 @@ def _ta_extract(args: argparse.Namespace) -> int:
     output = Path(args.output)
     _refuse_existing([output], args.force)
     identity = _checked_identity(args.identity)
+    if args.at and not args.epoch:
+        raise CliError("--at only makes sense with --epoch")
     if args.epoch:
         identity = _epoch_bound(identity, args.epoch, args.at)
     identity_key = master.extract(identity)
@@ -77,7 +79,6 @@ def _ta_show(args: argparse.Namespace) -> int:
 
 def _ta_import(args: argparse.Namespace) -> int:
     directory = Path(args.output)
-    directory.mkdir(parents=True, exist_ok=True)
     public = keys.TAPublicParams.from_bytes(_hex_arg(args.public_hex, "--public-hex"))
     writes: list[tuple[Path, keys.KeyObject]] = [(directory / PUBLIC_FILE, public)]
     if (args.identity_key_hex is None) != (args.identity is None):
@@ -85,8 +86,9 @@ def _ta_import(args: argparse.Namespace) -> int:
     if args.identity is not None:
         identity = _checked_identity(args.identity)
         key = keys.IdentityKey.from_bytes(identity, _hex_arg(args.identity_key_hex, "--identity-key-hex"), public)
-        writes.append((directory / f"{identity}.key", key))
+        writes.append((directory / _key_file_name(identity), key))
     _refuse_existing([path for path, _ in writes], args.force)
+    directory.mkdir(parents=True, exist_ok=True)
     for path, obj in writes:
         keys.write_key_file(path, obj, force=args.force)
         print(f"wrote {path}")
@@ -108,6 +110,13 @@ def _checked_identity(identity: str) -> str:
         return keys.validate_identity(identity)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+
+
+def _key_file_name(identity: str) -> str:
+    """IDENTITY.key in the output directory: an identity that would name a path elsewhere is refused."""
+    if "/" in identity or "\\" in identity or identity.startswith("."):
+        raise CliError(f"cannot name a key file after identity {identity!r}")
+    return f"{identity}.key"
 
 
 def _hex_arg(value: str, option: str) -> bytes:

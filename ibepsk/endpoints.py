@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tlslite.utils.keyfactory import parsePEMKey
 
@@ -92,9 +93,20 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
         settings.early_data_handler = www_early_data_handler if args.www else echo_early_data_handler
     config = ServerConfig(settings)
     if args.cert:
-        config.cert_chain = load_tlslite_chain(args.cert)
-        config.private_key = parsePEMKey(Path(args.key).read_text(), private=True, implementations=["python"])
+        config.cert_chain, config.private_key = _server_certificate(args.cert, args.key)
     return config
+
+
+def _server_certificate(cert_path: str, key_path: str) -> tuple[Any, Any]:
+    """The chain and key for certificate handshakes, refused here rather than by every handshake later."""
+    chain = load_tlslite_chain(cert_path)
+    if not chain.getNumCerts():
+        raise EndpointError(f"{cert_path}: no PEM certificate in it")
+    try:
+        key = parsePEMKey(Path(key_path).read_text(), private=True, implementations=["python"])
+    except (SyntaxError, ValueError, TypeError) as exc:
+        raise EndpointError(f"{key_path}: not an unencrypted PEM private key ({exc})") from None
+    return chain, key
 
 
 def run_server(args: argparse.Namespace, host: str, port: int) -> int:
@@ -140,7 +152,10 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
     if bool(args.cert) != bool(args.key):
         raise EndpointError("--cert and --key go together")
     if args.cert:
-        settings.client_auth_signer = KeySigner.from_pem_files(args.cert, args.key)
+        try:
+            settings.client_auth_signer = KeySigner.from_pem_files(args.cert, args.key)
+        except (TypeError, ValueError) as exc:  # e.g. an encrypted key: cryptography raises TypeError
+            raise EndpointError(f"--cert/--key: {exc}") from None
         settings.client_auth_answer_limit = args.answer_limit
     checker = None
     if args.ca:

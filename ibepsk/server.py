@@ -26,6 +26,8 @@ from .tls.early_data import EarlyDataStatus
 
 log = logging.getLogger("ibepsk.server")
 
+_ACCEPT_RETRY_SECONDS = 0.05
+
 Application = Callable[[TLSConnection], None]
 
 
@@ -120,10 +122,13 @@ class TLSServer:
         while not self._stopping.is_set():
             try:
                 sock, peer = self._listener.accept()
-            except OSError:
+            except OSError as exc:
                 if self._stopping.is_set():
                     return
-                raise
+                # EMFILE under load, ECONNABORTED from a peer gone before accept(): keep serving.
+                log.warning("accept failed: %s", exc)
+                time.sleep(_ACCEPT_RETRY_SECONDS)
+                continue
             threading.Thread(target=self._serve_one, args=(sock, peer), daemon=True).start()
 
     def close(self) -> None:
@@ -143,9 +148,14 @@ class TLSServer:
 
     def _serve_one(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         started = time.perf_counter()
-        sock.settimeout(self.config.timeout)
-        # Post-handshake messages are small writes answered by the peer: Nagle would hold them back.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.settimeout(self.config.timeout)
+            # Post-handshake messages are small writes answered by the peer: Nagle would hold them back.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # the peer reset before we got to it
+            log.info("%s:%d gone before the handshake: %s", peer[0], peer[1], exc)
+            _close_quietly(sock)
+            return
         conn = TLSConnection(sock)
         try:
             conn.handshakeServer(

@@ -129,3 +129,33 @@ def test_serve_requiring_client_auth(files: dict[str, Path], device_files: dict[
 def test_require_client_auth_needs_a_ca(files: dict[str, Path]) -> None:
     result = ibepsk("serve", "--accept", "127.0.0.1:0", "--ibe-key", str(files["localhost"]), "--require-client-auth")
     assert_one_line_error(result, "need --ca")
+
+
+def test_serve_refuses_bad_certificate_files(files: dict[str, Path], tmp_path: Path) -> None:
+    ca = make_ca()
+    cert, key = issue(ca, "localhost").write(tmp_path, "server")
+    empty = tmp_path / "empty.pem"
+    empty.write_text("no certificate here\n")
+    base = ["serve", "--accept", "127.0.0.1:0"]
+    assert_one_line_error(ibepsk(*base, "--cert", str(empty), "--key", str(key)), "")
+    assert_one_line_error(ibepsk(*base, "--cert", str(cert), "--key", str(empty)), "not an unencrypted PEM private key")
+
+
+def test_connect_refuses_an_encrypted_client_key(files: dict[str, Path], tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    issued = issue(make_ca(), "device", server=False)
+    cert, _ = issued.write(tmp_path, "device")
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(
+        issued.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    result = ibepsk(
+        "connect", "127.0.0.1:9", "--ta", str(files["public"]), "--identity", "localhost",
+        "--cert", str(cert), "--key", str(locked),
+    )  # fmt: skip
+    assert_one_line_error(result, "--cert/--key")

@@ -131,3 +131,18 @@ def test_unwritable_location(ta_dir: Path, tmp_path: Path) -> None:
 def test_bad_hex_and_bad_identity(tmp_path: Path) -> None:
     assert_one_line_error(ibepsk("ta", "import", "--public-hex", "zz", "-o", str(tmp_path)), "not a hex string")
     assert_one_line_error(ibepsk("ta", "import", "--public-hex", "04", "-o", str(tmp_path)), "97 bytes")
+
+
+def test_import_refuses_an_identity_that_names_another_path(tmp_path: Path, vectors: dict[str, Any]) -> None:
+    out = tmp_path / "out" / "sub"
+    result = ibepsk(
+        "ta", "import", "--public-hex", vectors["ta_public_key_g1"],
+        "--identity-key-hex", vectors["identity_key_g2"], "--identity", "../escaped", "-o", str(out),
+    )  # fmt: skip
+    assert_one_line_error(result, "")
+    assert not (tmp_path / "out").exists(), "nothing is created when the arguments are refused"
+
+
+def test_at_needs_epoch(ta_dir: Path, tmp_path: Path) -> None:
+    result = ibepsk("ta", "extract", "--ta", str(ta_dir), "gw", "--at", "2026-11-27", "-o", str(tmp_path / "k"))
+    assert_one_line_error(result, "--at only makes sense with --epoch")

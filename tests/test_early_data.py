@@ -232,3 +232,47 @@ def test_ticket_first_means_no_early_data(ta: TAMasterKey) -> None:
             assert conn.early_data_status == EarlyDataStatus.NOT_OFFERED
         finally:
             conn.close()
+
+
+def test_rejected_full_record_of_early_data_is_skipped(ta: TAMasterKey) -> None:
+    big = b"r" * 16384  # the client's default maximum: one full record
+    with running_server(server_settings(ta.extract("localhost"), accept=0), echo_rest) as (server, _):
+        conn = connect(*server.address, client_config(ta), early_data=big)
+        try:
+            assert conn.early_data_status == EarlyDataStatus.REJECTED
+            received = bytearray()
+            while len(received) < len(big) + 5:
+                received += conn.read()
+            assert bytes(received) == b"echo:" + big, "skipped as RFC 8446 §4.2.10 says, then resent"
+        finally:
+            conn.close()
+
+
+def test_request_split_across_early_data_and_after_is_answered(ta: TAMasterKey) -> None:
+    from ibepsk.server import www_application, www_early_data_handler
+
+    settings = server_settings(ta.extract("localhost"))
+    settings.early_data_handler = www_early_data_handler
+    with running_server(settings, www_application) as (server, _):
+        conn = connect(*server.address, client_config(ta), early_data=b"GET / HTTP/1.1\r\n")
+        try:
+            assert conn.early_data_status == EarlyDataStatus.ACCEPTED
+            conn.write(b"\r\n")
+            assert conn.read().startswith(b"HTTP/1.1 200 OK")
+        finally:
+            conn.close()
+
+
+def test_failing_handler_ends_with_internal_error(ta: TAMasterKey, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ibepsk.server")
+
+    def broken(conn: Any, chunk: bytes) -> bytes:
+        raise RuntimeError("application bug")
+
+    settings = server_settings(ta.extract("localhost"))
+    settings.early_data_handler = broken
+    with running_server(settings, echo_rest) as (server, _):
+        with pytest.raises((TLSRemoteAlert, OSError)):
+            conn = connect(*server.address, client_config(ta), early_data=REQUEST)
+            conn.read()
+        assert_server_sent(caplog, server, "internal_error")

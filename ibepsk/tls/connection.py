@@ -33,8 +33,6 @@ from .psk import (
     trim_to_ibe_psk_only,
 )
 
-#: What tlslite-ng's handshake generators yield while waiting on the socket.
-_WOULD_BLOCK = (0, 1)
 TLS_1_3 = (3, 4)
 
 
@@ -67,6 +65,7 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         self._ibe_binder_context: tuple[Any, Any] | None = None
         self._ibe_opened: OpenedIbePsk | None = None
         self._external_psk_indexes: frozenset[int] = frozenset()
+        self._server_selected_suite: int | None = None
         self._certificate_fallback = False
 
     # --- client -------------------------------------------------------------
@@ -84,7 +83,8 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         async_: bool = False,
         alpn: Any = None,
     ) -> Any:
-        """tlslite-ng's client handshake; a ``checker`` also allows falling back to a certificate handshake."""
+        """Hooks tlslite's handshakeClientCert to note whether a ``checker`` could authenticate the server by
+        certificate: only then may an IBE-PSK client fall back to a certificate handshake."""
         if getattr(settings, "ibe_public_params", None) is not None and not (
             getattr(settings, "ibe_identity", None) or serverName
         ):
@@ -148,7 +148,8 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         clientHello: Any,
         *args: Any,
     ) -> Iterator[Any]:
-        """Hooks the start of tlslite's TLS 1.3 client key schedule, where the server's PSK choice is first known."""
+        """Hooks the start of tlslite's TLS 1.3 client key schedule, where the server's PSK choice is first known,
+        because tlslite checks neither the selected index nor the key exchange mode, nor our fallback policy."""
         server_hello = args[-1]
         problem = self._client_check_server_choice(settings, clientHello, server_hello)
         if problem is not None:
@@ -159,6 +160,7 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
     def _client_check_server_choice(
         self, settings: Any, client_hello: Any, server_hello: Any
     ) -> tuple[int, str] | None:
+        self._server_selected_suite = server_hello.cipher_suite
         selected = server_hello.getExtension(ExtensionType.pre_shared_key)
         has_key_share = server_hello.getExtension(ExtensionType.key_share) is not None
         if selected is None:

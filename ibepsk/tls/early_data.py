@@ -17,7 +17,7 @@ layer's connection states for the duration of the early-data records
 from __future__ import annotations
 
 import contextlib
-import select
+import logging
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,7 +28,10 @@ from tlslite.extensions import TLSExtension
 from tlslite.messages import ApplicationData, ClientHello, EncryptedExtensions, Message
 from tlslite.utils.cryptomath import derive_secret, secureHMAC
 
+from .driving import run_to_completion
 from .psk import IBE_PSK_HASH
+
+log = logging.getLogger("ibepsk.early_data")
 
 #: The suite TiigerTLS provisions with an IBE-PSK; 0-RTT data is only ever sent under it.
 EARLY_DATA_SUITE = CipherSuite.TLS_AES_128_GCM_SHA256
@@ -98,6 +101,7 @@ class EarlyDataMixin:
     _ibe_opened: Any
     handshake_mode: Any
     version: Any
+    _server_selected_suite: int | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,7 +119,8 @@ class EarlyDataMixin:
     # --- client -------------------------------------------------------------
 
     def handshakeClientCert(self, *args: Any, early_data: bytes | None = None, **kwargs: Any) -> Any:
-        """tlslite-ng's client handshake, plus ``early_data`` sent in the first flight over the IBE-PSK."""
+        """Hooks tlslite's handshakeClientCert to take ``early_data`` (sent in the first flight over the
+        IBE-PSK) and, when the server rejects it, to send it again once the handshake is done."""
         settings = kwargs.get("settings", args[3] if len(args) > 3 else None)
         self.early_data_status = EarlyDataStatus.NOT_OFFERED
         self._client_early = _client_early_data(settings, early_data)
@@ -183,6 +188,9 @@ class EarlyDataMixin:
             return None
         if early is None or early.write_state is None:
             return AlertDescription.unsupported_extension, "server accepted early data that was not offered"
+        # RFC 8446 §4.2.10: acceptance is only valid for the first PSK and the suite the data was sent under.
+        if self.handshake_mode != "ibe-psk" or self._server_selected_suite != EARLY_DATA_SUITE:
+            return AlertDescription.illegal_parameter, "server accepted early data under another PSK or suite"
         self._set_client_status(early, EarlyDataStatus.ACCEPTED)
         return None
 
@@ -199,12 +207,12 @@ class EarlyDataMixin:
         super()._changeWriteState()  # type: ignore[misc]
         server_early = self._server_early
         if not self._client and server_early is not None and server_early.secret is not None:
-            self._run_to_completion(self._receive_early_records(server_early))
+            run_to_completion(self._receive_early_records(server_early), self.sock)  # type: ignore[attr-defined]
 
     def _send_end_of_early_data(self, early: _ClientEarlyData) -> None:
         message = Message(ContentType.handshake, bytearray(END_OF_EARLY_DATA))
         with self._using_state(write=early.write_state):
-            self._run_to_completion(self._sendMsg(message))
+            run_to_completion(self._sendMsg(message), self.sock)  # type: ignore[attr-defined]
         early.write_state = None
 
     # --- server -------------------------------------------------------------
@@ -282,20 +290,23 @@ class EarlyDataMixin:
                 yield from self._sendError(AlertDescription.unexpected_message, reason)  # type: ignore[attr-defined]
             received += parser.bytes
             self.early_data = bytes(received)
-            answer = handler(self, bytes(parser.bytes)) if handler is not None else None
+            answer = yield from self._ask_handler(handler, bytes(parser.bytes))
             if answer:
                 # The server's application keys are on: this is RFC 8446's 0.5-RTT data.
                 yield from self._sendMsg(ApplicationData().create(bytearray(answer)))
-            self.early_data_answered = True
+                self.early_data_answered = True
         early.secret = None
 
-    def _run_to_completion(self, steps: Iterator[Any]) -> None:
-        """Drive a tlslite generator from a plain method, waiting on a non-blocking socket instead of spinning."""
-        for result in steps:
-            if result == 0:
-                select.select([self.sock], [], [])  # type: ignore[attr-defined]
-            elif result == 1:
-                select.select([], [self.sock], [])  # type: ignore[attr-defined]
+    def _ask_handler(self, handler: EarlyDataHandler | None, chunk: bytes) -> Generator[int, None, bytes | None]:
+        """The application's 0.5-RTT answer; a handler that fails ends the connection with internal_error."""
+        if handler is None:
+            return None
+        try:
+            return handler(self, chunk)
+        except Exception as exc:  # the application's bug must not reach the peer as a bare reset
+            log.exception("early_data_handler failed")
+            yield from self._sendError(AlertDescription.internal_error, f"early data handler: {exc}")  # type: ignore[attr-defined]
+            raise
 
     def _next_record(self) -> Generator[int, None, tuple[Any, Any]]:
         """tlslite's next (header, parser), passing its would-block signals through."""

@@ -33,6 +33,7 @@ from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 from tlslite.utils.cryptomath import HKDF_expand_label, secureHMAC
 from tlslite.x509certchain import X509CertChain
 
+from .driving import run_to_completion
 from .errors import ClientCertificateError, PostHandshakeAuthError
 from .signer import (
     SignatureScheme,
@@ -129,14 +130,12 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         context = bytes(request.certificate_request_context)
         self._cert_requests[context] = request
         self._pha_required[context] = required
-        for _ in self._sendMsg(request):
-            pass
+        run_to_completion(self._sendMsg(request), self.sock)
         return context
 
     def abort_with_alert(self, description: int, reason: str) -> None:
         """Send a fatal alert (under the current keys) and close; raises the ``TLSLocalAlert`` that was sent."""
-        for _ in self._sendError(description, reason):
-            pass
+        run_to_completion(self._sendError(description, reason), self.sock)
 
     def wait_for_client_auth(self) -> ClientAuthentication | None:
         """Read until the client has answered every pending request; return the last answer (None: declined).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from tlslite.handshakesettings import HandshakeSettings as _TlsliteSettings
@@ -30,6 +31,9 @@ _OUR_FIELDS = (
     "client_auth_answer_limit",
     "client_auth_anchors",
 )
+_DEFAULT_STORE_LOCK = threading.Lock()
+#: Rejected 0-RTT data a server skips before giving up (RFC 8446 §4.2.10): four full records.
+_SKIP_BUDGET = 4 * (MAX_RECORD_PLAINTEXT + 256)
 #: How long the default strike register remembers a first flight (see docs/replay.md).
 DEFAULT_REPLAY_WINDOW_SECONDS = 3 * 24 * 3600
 
@@ -103,6 +107,9 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         self.ibe_max_early_data = MAX_RECORD_PLAINTEXT
         self.early_data_resend = True
         self.accept_early_data = 0
+        # tlslite-ng's budget for *skipping* rejected 0-RTT records counts ciphertext and needs a strict
+        # margin: leave room for a client's largest default flight (ibe_max_early_data in full records).
+        self.max_early_data = _SKIP_BUDGET
         self.replay_store: ReplayStore | None = None
         self.early_data_handler: EarlyDataHandler | None = None
         self.client_auth_signer: Signer | None = None
@@ -113,8 +120,10 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         """Hooks tlslite's ``validate()``, which copies into a plain HandshakeSettings: keep our class and fields."""
         checked = super().validate()
         if self.accept_early_data and self.replay_store is None:
-            # Created on the caller's object, so every connection using it shares one register.
-            self.replay_store = MemoryReplayStore(DEFAULT_REPLAY_WINDOW_SECONDS)
+            with _DEFAULT_STORE_LOCK:  # a server validates per connection, in many threads at once
+                if self.replay_store is None:
+                    # Created on the caller's object, so every connection using it shares one register.
+                    self.replay_store = MemoryReplayStore(DEFAULT_REPLAY_WINDOW_SECONDS)
         ours = HandshakeSettings.__new__(type(self))
         ours.__dict__.update(checked.__dict__)
         for name in _OUR_FIELDS:
