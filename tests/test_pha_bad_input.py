@@ -212,12 +212,15 @@ def test_replayed_answer(ta: TAMasterKey, client_cert: tuple[Issued, Issued], mo
     monkeypatch.setattr(ibepsk.client, "TLSConnection", attacking_client(lambda flight: [*flight, *flight]))
     with running_server(settings, pipelined) as (running, _):
         conn = connect(*running.address, client_config(ta, client_cert))
-        with pytest.raises(TLSRemoteAlert) as raised:
+        try:
             converse(conn)
             while conn.read():  # the reply may come before the server reads the replayed answer
                 pass
-    assert raised.value.description == AlertDescription.illegal_parameter
-    assert pipelined.next_outcome().sent_alert == AlertDescription.illegal_parameter
+        except TLSRemoteAlert as alert:
+            assert alert.description == AlertDescription.illegal_parameter
+        # The server's outcome is what counts: its alert can be lost to a TCP reset, since the client's
+        # answer to the second request is still unread when the server closes.
+        assert pipelined.next_outcome().sent_alert == AlertDescription.illegal_parameter
 
 
 # --- hostile CertificateRequests -------------------------------------------------------------------------
