@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -108,11 +109,16 @@ class CryptographyECDSAKey(Python_ECDSAKey):  # type: ignore[misc]
         algorithm = _digest_hash(hash_bytes)
         if algorithm is None:
             return super()._verify(signature, hash_bytes)  # type: ignore[no-any-return]
-        try:
-            self._verifier.verify(bytes(signature), bytes(hash_bytes), ec.ECDSA(Prehashed(algorithm)))
-        except InvalidSignature:
-            return False
-        return True
+        return _verifies(self._verifier.verify, bytes(signature), bytes(hash_bytes), ec.ECDSA(Prehashed(algorithm)))
+
+
+def _verifies(verify: Callable[..., None], *args: Any) -> bool:
+    """cryptography raises on a bad signature; tlslite-ng's key interface answers False."""
+    try:
+        verify(*args)
+    except InvalidSignature:
+        return False
+    return True
 
 
 class CryptographyEdDSAKey(Python_EdDSAKey):  # type: ignore[misc]
@@ -138,11 +144,7 @@ class CryptographyEdDSAKey(Python_EdDSAKey):  # type: ignore[misc]
         return bytearray(self._signer.sign(bytes(data)))
 
     def _hashAndVerify(self, signature: bytearray, data: bytearray) -> bool:
-        try:
-            self._verifier.verify(bytes(signature), bytes(data))
-        except InvalidSignature:
-            return False
-        return True
+        return _verifies(self._verifier.verify, bytes(signature), bytes(data))
 
 
 class CryptographyRSAKey(Python_RSAKey):  # type: ignore[misc]
@@ -195,11 +197,7 @@ class CryptographyRSAKey(Python_RSAKey):  # type: ignore[misc]
         scheme = self._scheme(data, padding, hashAlg, saltLen)
         if scheme is None:
             return super().verify(sigBytes, data, padding, hashAlg, saltLen)  # type: ignore[no-any-return]
-        try:
-            self._verifier.verify(bytes(sigBytes), bytes(data), *scheme)
-        except InvalidSignature:
-            return False
-        return True
+        return _verifies(self._verifier.verify, bytes(sigBytes), bytes(data), *scheme)
 
 
 _ACCELERATED = (CryptographyECDSAKey, CryptographyEdDSAKey, CryptographyRSAKey)
