@@ -34,6 +34,8 @@ from .tls.replay import ReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 
 _TICKET_KEY_BYTES = 32
+#: ``--psk-ke``: also allow PSK-only key exchange (no forward secrecy), psk_dhe_ke still preferred.
+PSK_MODES_WITH_PSK_KE = ["psk_dhe_ke", "psk_ke"]
 
 
 class EndpointError(ValueError):
@@ -55,10 +57,15 @@ def server_settings(
     if identity_keys:
         settings.ibe_keyring = IbeKeyring(identity_keys, default=default_identity)
     if allow_psk_ke:
-        settings.psk_modes = ["psk_dhe_ke", "psk_ke"]
+        settings.psk_modes = PSK_MODES_WITH_PSK_KE
     if tickets:
         settings.ticketKeys = [bytearray(os.urandom(_TICKET_KEY_BYTES))]
     return settings
+
+
+def _check_cert_and_key(args: argparse.Namespace) -> None:
+    if bool(args.cert) != bool(args.key):
+        raise EndpointError("--cert and --key go together")
 
 
 def _load_server_config(args: argparse.Namespace) -> ServerConfig:
@@ -66,8 +73,7 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
     identity_keys = [keys.load_identity_key(path, public) for path in args.ibe_key]
     if not identity_keys and not args.cert:
         raise EndpointError("give at least one --ibe-key (or --cert/--key for certificate handshakes)")
-    if bool(args.cert) != bool(args.key):
-        raise EndpointError("--cert and --key go together")
+    _check_cert_and_key(args)
     if args.early_data < 0:
         raise EndpointError("--early-data takes a number of bytes (0 to refuse early data)")
     try:
@@ -148,9 +154,8 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
         if not settings.ibe_identity:
             raise EndpointError(f"{host} is an address: say which identity to encapsulate to with --identity")
     if args.psk_ke:
-        settings.psk_modes = ["psk_dhe_ke", "psk_ke"]
-    if bool(args.cert) != bool(args.key):
-        raise EndpointError("--cert and --key go together")
+        settings.psk_modes = PSK_MODES_WITH_PSK_KE
+    _check_cert_and_key(args)
     if args.cert:
         try:
             settings.client_auth_signer = KeySigner.from_pem_files(args.cert, args.key)

@@ -83,12 +83,18 @@ def s_client(
 # --- openssl s_client against an ibepsk server asking for a certificate ------------------------------
 
 
-@pytest.mark.parametrize("kind", ["p256", "rsa2048", "ed25519"])
-def test_s_client_after_an_external_psk_handshake(openssl: str, ca: Issued, files: Path, kind: str) -> None:
-    cert, key = issue(ca, f"openssl-{kind}", kind=kind, server=False).write(files, f"client-{kind}")
+def external_psk_settings(ca: Issued) -> HandshakeSettings:
+    """A server sharing s_client's -psk/-psk_identity, trusting ``ca`` for client certificates."""
     settings = HandshakeSettings()
     settings.pskConfigs = [(bytearray(PSK_IDENTITY.encode()), bytearray.fromhex(PSK_HEX), "sha256")]
     settings.client_auth_anchors = TrustAnchors([ca.certificate])
+    return settings
+
+
+@pytest.mark.parametrize("kind", ["p256", "rsa2048", "ed25519"])
+def test_s_client_after_an_external_psk_handshake(openssl: str, ca: Issued, files: Path, kind: str) -> None:
+    cert, key = issue(ca, f"openssl-{kind}", kind=kind, server=False).write(files, f"client-{kind}")
+    settings = external_psk_settings(ca)
     app = Greeter()
     with running_server(settings, app) as (server, _):
         result = s_client(openssl, server.address, cert, key, "-psk", PSK_HEX, "-psk_identity", PSK_IDENTITY)
@@ -113,9 +119,7 @@ def test_s_client_after_a_certificate_handshake(openssl: str, ca: Issued, files:
 
 def test_s_client_with_an_untrusted_certificate(openssl: str, ca: Issued, files: Path) -> None:
     cert, key = issue(make_ca("stranger CA"), "stranger", server=False).write(files, "stranger")
-    settings = HandshakeSettings()
-    settings.pskConfigs = [(bytearray(PSK_IDENTITY.encode()), bytearray.fromhex(PSK_HEX), "sha256")]
-    settings.client_auth_anchors = TrustAnchors([ca.certificate])
+    settings = external_psk_settings(ca)
     app = Greeter()
     with running_server(settings, app) as (server, _):
         result = s_client(openssl, server.address, cert, key, "-psk", PSK_HEX, "-psk_identity", PSK_IDENTITY)

@@ -44,6 +44,11 @@ def _with_alpn_list(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*args[:srv_alpns_position], [], *args[srv_alpns_position + 1 :])
 
 
+def _external_identities(settings: Any) -> set[bytes]:
+    """The identities of the external PSKs configured in tlslite-ng's ``pskConfigs``."""
+    return {bytes(config[0]) for config in settings.pskConfigs}
+
+
 class HandshakeMode(StrEnum):
     """How the server was authenticated in the last handshake."""
 
@@ -177,15 +182,21 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
             return AlertDescription.illegal_parameter, "server selected a PSK identity that was not offered"
         if not has_key_share and "psk_ke" not in settings.psk_modes:
             return AlertDescription.illegal_parameter, "server chose psk_ke, which this client did not offer"
-        self.psk_key_exchange = "psk_dhe_ke" if has_key_share else "psk_ke"
         chosen = offered[selected.selected].identity
-        if self._ibe_offer is not None and chosen == self._ibe_offer.ciphertext:
-            self.handshake_mode, self.ibe_identity = HandshakeMode.IBE_PSK, self._ibe_offer.identity
-        elif any(config[0] == chosen for config in settings.pskConfigs):
+        offer = self._ibe_offer
+        ibe_identity = offer.identity if offer is not None and chosen == offer.ciphertext else None
+        self._note_psk_choice(has_key_share, ibe_identity, bytes(chosen) in _external_identities(settings))
+        return None
+
+    def _note_psk_choice(self, has_key_share: bool, ibe_identity: str | None, external: bool) -> None:
+        """What a selected PSK says about the handshake, on either side."""
+        self.psk_key_exchange = "psk_dhe_ke" if has_key_share else "psk_ke"
+        if ibe_identity is not None:
+            self.handshake_mode, self.ibe_identity = HandshakeMode.IBE_PSK, ibe_identity
+        elif external:
             self.handshake_mode = HandshakeMode.EXTERNAL_PSK
         else:
             self.handshake_mode = HandshakeMode.RESUMPTION
-        return None
 
     # --- server -------------------------------------------------------------
 
@@ -255,14 +266,14 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
     @staticmethod
     def _external_indexes(settings: Any, client_hello: Any) -> frozenset[int]:
         psks = client_hello.getExtension(ExtensionType.pre_shared_key)
-        external = {bytes(config[0]) for config in settings.pskConfigs}
+        external = _external_identities(settings)
         return frozenset(
             i for i, ident in enumerate(psks.identities if psks else ()) if bytes(ident.identity) in external
         )
 
     def _earlier_identity_resolves(self, settings: Any, identities: Any, ibe_index: int | None) -> bool:
         earlier = identities if ibe_index is None else identities[:ibe_index]
-        external = {bytes(config[0]) for config in settings.pskConfigs}
+        external = _external_identities(settings)
         return any(bytes(ident.identity) in external or self._tryDecrypt(settings, ident)[0] for ident in earlier)
 
     def _note_server_choice(self, server_hello: ServerHello) -> None:
@@ -270,16 +281,12 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         if selected is None:
             self.handshake_mode = HandshakeMode.CERTIFICATE
             return
-        self.psk_key_exchange = (
-            "psk_dhe_ke" if server_hello.getExtension(ExtensionType.key_share) is not None else "psk_ke"
-        )
         opened = self._ibe_opened
-        if opened is not None and selected.selected == opened.index:
-            self.handshake_mode, self.ibe_identity = HandshakeMode.IBE_PSK, opened.identity
-        elif selected.selected in self._external_psk_indexes:
-            self.handshake_mode = HandshakeMode.EXTERNAL_PSK
-        else:
-            self.handshake_mode = HandshakeMode.RESUMPTION
+        self._note_psk_choice(
+            server_hello.getExtension(ExtensionType.key_share) is not None,
+            opened.identity if opened is not None and selected.selected == opened.index else None,
+            selected.selected in self._external_psk_indexes,
+        )
 
     def _reset_handshake_state(self) -> None:
         self.handshake_mode = None

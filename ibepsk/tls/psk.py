@@ -19,7 +19,7 @@ from typing import Protocol
 from tlslite.constants import CipherSuite, ExtensionType, GroupName
 from tlslite.messages import ClientHello
 
-from ..epochs import EpochError, EpochPeriod, epoch_identity, parse_identity
+from ..epochs import EpochError, EpochPeriod, current_identity, epoch_identity, parse_identity
 from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
 from ..keys import IdentityKey, TAPublicParams
 
@@ -137,7 +137,7 @@ _encapsulators = _EncapsulatorCache()
 
 def client_identity(base: str, epoch: EpochPeriod | None, now: datetime | None = None) -> str:
     """The identity a client encapsulates to: ``base``, bound to the current epoch when asked."""
-    return base if epoch is None else str(epoch_identity(base, now or _utc_now(), epoch))
+    return base if epoch is None else current_identity(base, now or _utc_now(), epoch)
 
 
 def make_offer(public: TAPublicParams, identity: str) -> IbePskOffer:
