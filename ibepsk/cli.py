@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ta_commands(commands.add_parser("ta", help="Trusted Authority: keys and parameters"))
     _add_serve_command(commands.add_parser("serve", help="TLS server, like openssl s_server"))
     _add_connect_command(commands.add_parser("connect", help="TLS client, like openssl s_client"))
-    demo = commands.add_parser("demo", help="IBE-PSK handshake, data, and resumption on loopback")
+    demo = commands.add_parser(
+        "demo", help="on loopback: IBE-PSK, 0-RTT and a refused replay, resumption, client authentication"
+    )
     demo.set_defaults(handler=_demo)
     _add_bench_commands(commands.add_parser("bench", help="benchmarks (medians and ratios)"))
     return parser
@@ -357,13 +359,13 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     zero.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay the proxy adds (default 20)")
     zero.add_argument("--runs", type=int, default=9, help="connections of each kind; medians are reported")
     zero.set_defaults(handler=_bench_zero_rtt)
-    every = sub.add_parser("all", help="every suite above with its defaults, one after the other")
-    every.add_argument("--plot", type=Path, metavar="PNG", help="also draw the TLS results (needs matplotlib)")
-    every.set_defaults(handler=_bench_all)
     iot = sub.add_parser("iot", help="IoT device: bytes per reading, time to acknowledgement, peak RSS")
     iot.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay the proxy adds (default 20)")
     iot.add_argument("--runs", type=int, default=9, help="readings of each kind; medians are reported")
     iot.set_defaults(handler=_bench_iot)
+    every = sub.add_parser("all", help="every suite above with its defaults, one after the other")
+    every.add_argument("--plot", type=Path, metavar="PNG", help="also draw the TLS results (needs matplotlib)")
+    every.set_defaults(handler=_bench_all)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
