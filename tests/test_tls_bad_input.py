@@ -170,18 +170,22 @@ def test_real_identity_behind_99_unmarked_ones_is_selected(server: TLSServer, he
     assert decapsulations(server) - before == 1
 
 
-def _psk_extension_offset(record: bytes) -> int:
-    """Offset of the pre_shared_key extension's 2-byte length field inside a ClientHello record."""
-    marker = struct.pack(">H", 41)
-    offset = record.rfind(marker)
-    assert offset > 0
+def _psk_extension_length_offset(captured: CapturedHello, record: bytes) -> int:
+    """Offset of the pre_shared_key extension's 2-byte length field inside a ClientHello record.
+
+    The extension is the last one (RFC 8446 §4.2.11), so it is found from the end by its encoded
+    size; searching for its type bytes could match random bytes of the ciphertext or binder.
+    """
+    encoded = bytes(psk_extension(captured.hello).write())
+    offset = len(record) - len(encoded)
+    assert record[offset:] == encoded and encoded[:2] == struct.pack(">H", 41)
     return offset + 2
 
 
 @pytest.mark.parametrize("delta", [-1, 1, 200])
 def test_malformed_extension_length(server: TLSServer, ta: TAMasterKey, hello: CapturedHello, delta: int) -> None:
     record = bytearray(hello.resign())
-    at = _psk_extension_offset(bytes(record))
+    at = _psk_extension_length_offset(hello, bytes(record))
     (length,) = struct.unpack(">H", record[at : at + 2])
     record[at : at + 2] = struct.pack(">H", length + delta)
     assert alert_description(send_and_read_first_record(server.address, bytes(record))) == (
