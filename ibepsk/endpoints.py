@@ -112,6 +112,10 @@ def _server_certificate(cert_path: str, key_path: str) -> tuple[Any, Any]:
         key = parsePEMKey(Path(key_path).read_text(), private=True, implementations=["python"])
     except (SyntaxError, ValueError, TypeError) as exc:
         raise EndpointError(f"{key_path}: not an unencrypted PEM private key ({exc})") from None
+    try:  # a key of another certificate would only show as every client's failed signature check
+        KeySigner.from_pem_files(cert_path, key_path)
+    except (TypeError, ValueError) as exc:
+        raise EndpointError(f"--cert/--key: {exc}") from None
     return chain, key
 
 

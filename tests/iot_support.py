@@ -106,12 +106,24 @@ def run_example(script: str, *args: str, env: dict[str, str] | None = None) -> s
     )
 
 
+def _default_sigint() -> None:
+    # A test run started in the background inherits an ignored SIGINT, and Python then keeps ignoring it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class GatewayProcess:
     """``examples/iot_gateway.py`` as a process; its banner says where it listens."""
 
     def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         command = [sys.executable, str(EXAMPLES / "iot_gateway.py"), "--config", str(config), "--verbose"]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=_default_sigint,  # noqa: PLW1509 - it takes no lock, it sets one signal disposition
+        )
         assert self.process.stdout is not None
         banner = self.process.stdout.readline()
         match = re.search(r"listening on 127\.0\.0\.1:(\d+)", banner)

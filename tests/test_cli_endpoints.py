@@ -139,6 +139,10 @@ def test_serve_refuses_bad_certificate_files(files: dict[str, Path], tmp_path: P
     base = ["serve", "--accept", "127.0.0.1:0"]
     assert_one_line_error(ibepsk(*base, "--cert", str(empty), "--key", str(key)), "")
     assert_one_line_error(ibepsk(*base, "--cert", str(cert), "--key", str(empty)), "not an unencrypted PEM private key")
+    _, other_key = issue(ca, "localhost").write(tmp_path, "other")
+    assert_one_line_error(
+        ibepsk(*base, "--cert", str(cert), "--key", str(other_key)), "does not belong to the first certificate"
+    )
 
 
 def test_connect_refuses_an_encrypted_client_key(files: dict[str, Path], tmp_path: Path) -> None:

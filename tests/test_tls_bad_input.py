@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from tlslite.constants import AlertDescription
+from tlslite.extensions import PreSharedKeyExtension
 from tlslite.messages import PskIdentity
 
 from ibepsk import HandshakeSettings, IbeKeyring
@@ -200,6 +201,41 @@ def test_empty_identity_list(server: TLSServer, ta: TAMasterKey, hello: Captured
     description = alert_description(send_and_read_first_record(server.address, hello.unsigned()))
     assert description in (AlertDescription.decode_error, AlertDescription.illegal_parameter)
     assert_good_client_still_served(server, ta)
+
+
+def _empty_identity(extension: PreSharedKeyExtension) -> None:
+    extension.identities[0].identity = bytearray()
+
+
+def _empty_binder(extension: PreSharedKeyExtension) -> None:
+    extension.binders[0] = bytearray()
+
+
+@pytest.mark.parametrize("empty", [_empty_identity, _empty_binder])
+def test_empty_identity_or_binder_is_a_decode_error(
+    server: TLSServer, ta: TAMasterKey, hello: CapturedHello, empty: Callable[[PreSharedKeyExtension], None]
+) -> None:
+    # RFC 8446 §4.2.11: identity<1..2^16-1>, PskBinderEntry<32..255>; stock tlslite-ng dies here (patches/0010).
+    empty(psk_extension(hello.hello))
+    description = alert_description(send_and_read_first_record(server.address, hello.unsigned()))
+    assert description == AlertDescription.decode_error
+    assert_good_client_still_served(server, ta)
+
+
+def test_external_psk_binder_that_does_not_verify_is_a_decrypt_error(ta: TAMasterKey) -> None:
+    # RFC 8446 §6.2; tlslite-ng itself says illegal_parameter (patches/0012).
+    psk_config = (bytearray(b"sensor-7"), bytearray(os.urandom(32)), "sha256")
+    settings = HandshakeSettings()
+    settings.ibe_keyring = IbeKeyring([ta.extract("localhost")])
+    settings.pskConfigs = [psk_config]
+    client = HandshakeSettings()
+    client.pskConfigs = [psk_config]
+    captured = capture_client_hello(client, "localhost")
+    psk_extension(captured.hello).binders[0][0] ^= 1
+    with running_server(settings) as (running, _):
+        description = alert_description(send_and_read_first_record(running.address, captured.unsigned()))
+        assert description == AlertDescription.decrypt_error
+        assert exchange(running, ClientConfig(client, server_name="localhost")).mode == "external-psk"
 
 
 def test_garbage_instead_of_hello(server: TLSServer, ta: TAMasterKey) -> None:

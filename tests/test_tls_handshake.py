@@ -174,7 +174,9 @@ def test_ibe_only_client_hello_is_lean(ta: TAMasterKey) -> None:
     hello = capture_client_hello(settings, "localhost").hello
     types = {e.extType for e in hello.extensions}
     assert ExtensionType.signature_algorithms not in types and ExtensionType.session_ticket not in types
-    assert set(hello.cipher_suites) <= set(CipherSuite.tls13Suites)
+    assert hello.cipher_suites and set(hello.cipher_suites) <= set(CipherSuite.tls13Suites)
+    assert set(hello.cipher_suites) <= set(CipherSuite.sha256PrfSuites), "only suites an IBE-PSK can use"
+    assert hello.getExtension(ExtensionType.supported_versions).versions == [(3, 4)]
     assert len(hello.getExtension(ExtensionType.key_share).client_shares) == 1
     assert hello.extensions[-1].extType == ExtensionType.pre_shared_key
     settings.ibe_lean_client_hello = False

@@ -191,8 +191,8 @@ def capture_client_hello(settings: HandshakeSettings, server_name: str) -> Captu
     assert content_type == ContentType.handshake and body[0] == 1
     hello = ClientHello().parse(Parser(bytearray(body[1:])))
     offer = conn_box["conn"]._ibe_offer
-    assert offer is not None, "the client did not offer an IBE-PSK"
-    return CapturedHello(hello, [offer.psk_config()])
+    ibe_config = [offer.psk_config()] if offer is not None else []
+    return CapturedHello(hello, [*ibe_config, *settings.pskConfigs])
 
 
 def psk_extension(hello: ClientHello) -> Any:

@@ -28,12 +28,15 @@ from .psk import (
     IbePskOffer,
     OpenedIbePsk,
     client_identity,
+    empty_psk_entry,
     first_ibe_identity,
     make_offer,
     trim_to_ibe_psk_only,
 )
+from .versions import TLS_1_3
 
-TLS_1_3 = (3, 4)
+#: The message of the exception tlslite-ng's ``HandshakeHelpers.verify_binder`` raises for a wrong binder.
+_TLSLITE_BAD_BINDER = "Binder does not verify"
 
 
 def _with_alpn_list(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -126,6 +129,23 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         elif isinstance(msg, ServerHello) and not self._client:
             self._note_server_choice(msg)
         return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)  # type: ignore[no-any-return]
+
+    def _getMsg(self, expectedType: Any, secondaryType: Any = None, constructorType: Any = None) -> Iterator[Any]:
+        """Hooks tlslite's message reader: the server sends decode_error for an empty PSK identity or binder,
+        where tlslite's own check raises AttributeError (patches/0010)."""
+        for result in super()._getMsg(expectedType, secondaryType, constructorType):
+            if isinstance(result, ClientHello) and not self._client:
+                problem = empty_psk_entry(result)
+                if problem is not None:
+                    yield from self._sendError(AlertDescription.decode_error, problem)
+            yield result
+
+    def _sendError(self, alertDescription: int, errorStr: str | None = None) -> Iterator[Any]:
+        """Hooks tlslite's fatal-alert sender: a ticket's or external PSK's binder that does not verify is
+        decrypt_error (RFC 8446 §6.2), where tlslite's _serverTLS13Handshake says illegal_parameter (patches/0012)."""
+        if alertDescription == AlertDescription.illegal_parameter and errorStr == _TLSLITE_BAD_BINDER:
+            alertDescription = AlertDescription.decrypt_error
+        return super()._sendError(alertDescription, errorStr)  # type: ignore[no-any-return]
 
     def _mark_ibe_identity(self, client_hello: ClientHello) -> None:
         # tlslite computed the binders with age 0; set TiigerTLS's marker and recompute them, on every

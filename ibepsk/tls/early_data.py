@@ -30,6 +30,7 @@ from tlslite.utils.cryptomath import derive_secret, secureHMAC
 
 from .driving import run_to_completion
 from .psk import IBE_PSK_HASH
+from .versions import TLS_1_3
 
 log = logging.getLogger("ibepsk.early_data")
 
@@ -39,7 +40,6 @@ EARLY_DATA_SUITE = CipherSuite.TLS_AES_128_GCM_SHA256
 MAX_RECORD_PLAINTEXT = 1 << 14
 END_OF_EARLY_DATA = bytes([HandshakeType.end_of_early_data, 0, 0, 0])
 _HASH_BYTES = 32
-_TLS_1_3 = (3, 4)
 _WOULD_BLOCK = (0, 1)
 
 #: ``handler(conn, early_data) -> answer``: what to send back at once (0.5-RTT data), or None.
@@ -335,7 +335,7 @@ class EarlyDataMixin:
         layer = self._recordLayer
         saved, version = (layer._readState, layer._writeState), self.version
         layer._readState, layer._writeState = read or saved[0], write or saved[1]
-        self.version = _TLS_1_3
+        self.version = TLS_1_3
         try:
             yield
         finally:

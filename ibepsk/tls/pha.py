@@ -43,8 +43,8 @@ from .signer import (
     certificates_from_tlslite,
     certificates_to_tlslite,
 )
+from .versions import TLS_1_3
 
-TLS_1_3 = (3, 4)
 CONTEXT_BYTES = 32
 #: What a client's CertificateVerify signs before the transcript hash (RFC 8446 §4.4.3).
 CLIENT_SIGNATURE_PREFIX = b" " * 64 + b"TLS 1.3, client CertificateVerify\x00"
@@ -209,7 +209,9 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         except ClientCertificateError:
             self.session.clientCertChain = None  # expired or no longer trusted since the ticket was issued
             return
-        self.client_auth = ClientAuthentication(tuple(path), _now(), ClientAuthMethod.RESUMPTION)
+        self.client_auth = ClientAuthentication(
+            tuple(path), datetime.datetime.now(datetime.UTC), ClientAuthMethod.RESUMPTION
+        )
 
     def readAsync(self, max: int | None = None, min: int = 1) -> Iterator[Any]:
         """Hooks tlslite's readAsync, whose scan of pending CertificateRequests dereferences a
@@ -252,7 +254,7 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
             self._pha_last_answer = None
             return
         self.client_auth = self._pha_last_answer = ClientAuthentication(
-            tuple(path), _now(), ClientAuthMethod.POST_HANDSHAKE
+            tuple(path), datetime.datetime.now(datetime.UTC), ClientAuthMethod.POST_HANDSHAKE
         )
         yield from self._send_ticket_with_client_identity()
 
@@ -433,10 +435,6 @@ def _tlslite_signer(cert_params: Any) -> Signer | None:
 
 def _has_certificates(chain: Any) -> bool:
     return bool(chain and chain.getNumCerts())
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 ConnectionT = TypeVar("ConnectionT", bound=PostHandshakeAuthMixin)

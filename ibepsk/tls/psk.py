@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Protocol
 
-from tlslite.constants import CipherSuite, ExtensionType, GroupName
+from tlslite.constants import TLS_1_3_FORBIDDEN_GROUPS, CipherSuite, ExtensionType, GroupName
 from tlslite.messages import ClientHello
 
 from ..epochs import EpochError, EpochPeriod, current_identity, epoch_identity, parse_identity
 from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
 from ..keys import IdentityKey, TAPublicParams
+from .versions import TLS_1_2
 
 #: The PSK hash every IBE-PSK uses: its binder and the suite it allows.
 IBE_PSK_HASH = "sha256"
@@ -52,6 +53,22 @@ def first_ibe_identity(identities: Sequence[PskIdentityLike]) -> int | None:
     return next((index for index, ident in enumerate(identities) if is_ibe_identity(ident)), None)
 
 
+def empty_psk_entry(client_hello: ClientHello) -> str | None:
+    """What breaks RFC 8446 §4.2.11's lower vector bounds in a ClientHello's pre_shared_key, if anything.
+
+    tlslite-ng checks this itself but names a non-existent alert (patches/0010), so its server dies
+    with AttributeError instead of sending decode_error.
+    """
+    psks = client_hello.getExtension(ExtensionType.pre_shared_key)
+    if psks is None:
+        return None
+    if any(not ident.identity for ident in psks.identities):
+        return "empty identity in the pre_shared_key extension"
+    if any(not binder for binder in psks.binders):
+        return "empty binder in the pre_shared_key extension"
+    return None
+
+
 #: What only certificate handshakes or TLS 1.2 use: an IBE-PSK client with no other way to
 #: authenticate the server leaves these out, as TiigerTLS's client does (RFC 8446 §4.2.3 asks
 #: for signature_algorithms only from clients that want certificate authentication).
@@ -75,11 +92,20 @@ _CERTIFICATE_OR_TLS12_EXTENSIONS = frozenset(
 def trim_to_ibe_psk_only(client_hello: ClientHello) -> None:
     """Make a ClientHello that can only end in a PSK handshake as small as that allows.
 
-    TLS 1.3 suites only, one key share (x25519 if offered, as TiigerTLS's), and none of the extensions
-    certificate handshakes or TLS 1.2 need. The caller recomputes the binders.
+    TLS 1.3 only (its version, its groups): the SHA-256 suites an IBE-PSK can use (all TLS 1.3
+    suites if the settings allow none of those, so the server names the problem), one key share
+    (x25519 if offered, as TiigerTLS's), and none of the extensions certificate handshakes or
+    TLS 1.2 need. The caller recomputes the binders.
     """
-    client_hello.cipher_suites = [s for s in client_hello.cipher_suites if s in CipherSuite.tls13Suites]
+    tls13_suites = [s for s in client_hello.cipher_suites if s in CipherSuite.tls13Suites]
+    client_hello.cipher_suites = [s for s in tls13_suites if s in CipherSuite.sha256PrfSuites] or tls13_suites
     client_hello.extensions = [e for e in client_hello.extensions if e.extType not in _CERTIFICATE_OR_TLS12_EXTENSIONS]
+    versions = client_hello.getExtension(ExtensionType.supported_versions)
+    if versions is not None:
+        versions.versions = [v for v in versions.versions if v > TLS_1_2]
+    groups = client_hello.getExtension(ExtensionType.supported_groups)
+    if groups is not None:  # RFC 8446 §B.3.1.4: a TLS 1.3-only client must not offer these
+        groups.groups = [g for g in groups.groups if g not in TLS_1_3_FORBIDDEN_GROUPS]
     key_share = client_hello.getExtension(ExtensionType.key_share)
     if key_share is not None and key_share.client_shares:
         preferred = [share for share in key_share.client_shares if share.group == GroupName.x25519]
