@@ -13,10 +13,11 @@ import pytest
 from tlslite.errors import TLSRemoteAlert
 
 from ibepsk import HandshakeSettings, IbeKeyring, TLSConnection
-from ibepsk.client import ClientConfig, connect
+from ibepsk.client import ClientConfig, connect, open_tcp
 from ibepsk.keys import IdentityKey, TAMasterKey, TAPublicParams
 from ibepsk.netem import FirstFlightRecorder
 from ibepsk.server import TLSServer
+from ibepsk.tls.driving import run_to_completion
 from ibepsk.tls.early_data import EarlyDataStatus
 from ibepsk.tls.replay import MemoryReplayStore
 
@@ -112,6 +113,25 @@ def test_rejected_by_policy_is_resent_after_the_handshake(ta: TAMasterKey) -> No
             conn.close()
         wait_for(lambda: server.stats.handshakes == 1)
     assert server.stats.early_data["disabled"] == 1
+
+
+def test_rejected_early_data_is_resent_by_an_async_handshake_too(ta: TAMasterKey) -> None:
+    with running_server(server_settings(ta.extract("localhost"), accept=0), echo_rest) as (server, _):
+        sock = open_tcp(server.address, TIMEOUT)
+        sock.setblocking(False)
+        conn = TLSConnection(sock)
+        config = client_config(ta)
+        steps = conn.handshakeClientCert(
+            settings=config.settings, serverName="localhost", async_=True, early_data=REQUEST
+        )
+        run_to_completion(steps, sock)
+        sock.setblocking(True)
+        sock.settimeout(TIMEOUT)
+        try:
+            assert conn.early_data_status == EarlyDataStatus.REJECTED
+            assert conn.read() == b"echo:" + REQUEST
+        finally:
+            conn.close()
 
 
 def test_no_resend_when_the_application_says_so(ta: TAMasterKey) -> None:

@@ -122,17 +122,28 @@ class EarlyDataMixin:
         """Hooks tlslite's handshakeClientCert to take ``early_data`` (sent in the first flight over the
         IBE-PSK) and, when the server rejects it, to send it again once the handshake is done."""
         settings = kwargs.get("settings", args[3] if len(args) > 3 else None)
+        async_ = kwargs.get("async_", args[8] if len(args) > 8 else False)
         self.early_data_status = EarlyDataStatus.NOT_OFFERED
         self._client_early = _client_early_data(settings, early_data)
         result = super().handshakeClientCert(*args, **kwargs)  # type: ignore[misc]
+        if async_:
+            return self._then_resend_rejected(result, settings)
+        run_to_completion(self._resend_rejected(settings), self.sock)  # type: ignore[attr-defined]
+        return result
+
+    def _then_resend_rejected(self, handshake: Iterator[Any], settings: Any) -> Iterator[Any]:
+        yield from handshake
+        yield from self._resend_rejected(settings)
+
+    def _resend_rejected(self, settings: Any) -> Iterator[Any]:
+        """Send rejected early data again as application data, as TiigerTLS does (unless settings say not to)."""
         early = self._client_early
         if (
             early is not None
             and early.status == EarlyDataStatus.REJECTED
             and getattr(settings, "early_data_resend", True)
         ):
-            self.write(early.data)  # type: ignore[attr-defined]  # as TiigerTLS does
-        return result
+            yield from self.writeAsync(early.data)  # type: ignore[attr-defined]
 
     def _sendMsg(self, msg: Any, randomizeFirstBlock: bool = True, update_hashes: bool = True) -> Iterator[Any]:
         """Hooks tlslite's message sender: offer 0-RTT in the first ClientHello, withdraw it after a retry."""
