@@ -21,6 +21,28 @@ _CHUNK = 65536
 _STOP = b""
 
 
+class _ProxiedConnection:
+    """Both sockets of one proxied connection: closed once both directions have ended, or on demand."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.sockets = (client, upstream)
+        self._open_directions = 2
+        self._lock = threading.Lock()
+
+    def direction_ended(self) -> None:
+        with self._lock:
+            self._open_directions -= 1
+            if self._open_directions > 0:
+                return
+        self.close()
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv on it
+            sock.close()
+
+
 class DelayProxy:
     """Listens on 127.0.0.1 and forwards each connection to ``target`` with ``delay`` seconds each way."""
 
@@ -30,6 +52,7 @@ class DelayProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="delay-proxy", daemon=True)
+        self._connections: list[_ProxiedConnection] = []
 
     @property
     def address(self) -> tuple[str, int]:
@@ -46,6 +69,8 @@ class DelayProxy:
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(timeout=5)
+        for connection in self._connections:
+            connection.close()
 
     def _accept_loop(self) -> None:
         while not self._closing.is_set():
@@ -60,13 +85,15 @@ class DelayProxy:
                 continue
             for sock in (client, upstream):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._pipe(client, upstream)
-            self._pipe(upstream, client)
+            connection = _ProxiedConnection(client, upstream)
+            self._connections.append(connection)
+            self._pipe(client, upstream, connection)
+            self._pipe(upstream, client, connection)
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, connection: _ProxiedConnection) -> None:
         pending: queue.Queue[tuple[float, bytes]] = queue.Queue()
         threading.Thread(target=self._read, args=(source, pending), daemon=True).start()
-        threading.Thread(target=self._write, args=(sink, pending), daemon=True).start()
+        threading.Thread(target=self._write, args=(sink, pending, connection), daemon=True).start()
 
     def _read(self, source: socket.socket, pending: queue.Queue[tuple[float, bytes]]) -> None:
         data = b"x"
@@ -78,7 +105,14 @@ class DelayProxy:
             pending.put((time.monotonic() + self.delay, data))
 
     @staticmethod
-    def _write(sink: socket.socket, pending: queue.Queue[tuple[float, bytes]]) -> None:
+    def _write(sink: socket.socket, pending: queue.Queue[tuple[float, bytes]], connection: _ProxiedConnection) -> None:
+        try:
+            DelayProxy._deliver(sink, pending)
+        finally:
+            connection.direction_ended()
+
+    @staticmethod
+    def _deliver(sink: socket.socket, pending: queue.Queue[tuple[float, bytes]]) -> None:
         while True:
             due, data = pending.get()
             time.sleep(max(0.0, due - time.monotonic()))
