@@ -24,6 +24,8 @@ from .server import (
     describe_connection,
     echo_application,
     echo_early_data_handler,
+    shut_down,
+    stop_on_sigterm,
     www_application,
     www_early_data_handler,
 )
@@ -133,10 +135,11 @@ def run_server(args: argparse.Namespace, host: str, port: int) -> int:
         bound_host, bound_port = server.address
         identities = ", ".join(config.settings.ibe_keyring.identities) if config.settings.ibe_keyring else "-"
         print(f"ibepsk serve: listening on {bound_host}:{bound_port} (identities: {identities})", flush=True)
+        stop_on_sigterm()
         try:
             server.serve_forever()
-        except KeyboardInterrupt:
-            print("ibepsk serve: stopped", file=sys.stderr)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM
+            print(f"ibepsk serve: stopping ({shut_down(server)})", file=sys.stderr)
     return 0
 
 

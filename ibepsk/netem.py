@@ -22,7 +22,7 @@ _STOP = b""
 
 
 class _ProxiedConnection:
-    """Both sockets of one proxied connection: closed once both directions have ended, or on demand."""
+    """Both sockets of one proxied connection, closed once both directions have ended."""
 
     def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
         self.sockets = (client, upstream)
@@ -34,9 +34,9 @@ class _ProxiedConnection:
             self._open_directions -= 1
             if self._open_directions > 0:
                 return
-        self.close()
+        self._close()
 
-    def close(self) -> None:
+    def _close(self) -> None:
         for sock in self.sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv on it
@@ -52,7 +52,6 @@ class DelayProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="delay-proxy", daemon=True)
-        self._connections: list[_ProxiedConnection] = []
 
     @property
     def address(self) -> tuple[str, int]:
@@ -69,8 +68,6 @@ class DelayProxy:
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(timeout=5)
-        for connection in self._connections:
-            connection.close()
 
     def _accept_loop(self) -> None:
         while not self._closing.is_set():
@@ -85,8 +82,7 @@ class DelayProxy:
                 continue
             for sock in (client, upstream):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = _ProxiedConnection(client, upstream)
-            self._connections.append(connection)
+            connection = _ProxiedConnection(client, upstream)  # each ends by itself, data still delayed included
             self._pipe(client, upstream, connection)
             self._pipe(upstream, client, connection)
 

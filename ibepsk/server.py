@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
 import threading
 import time
@@ -27,6 +28,21 @@ from .tls.early_data import EarlyDataStatus
 log = logging.getLogger("ibepsk.server")
 
 _ACCEPT_RETRY_SECONDS = 0.05
+#: How long a stopping server lets connections in progress finish before it exits and cuts them.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def stop_on_sigterm() -> None:
+    """Make a service manager's SIGTERM stop a server as Ctrl-C does: KeyboardInterrupt in the main thread."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def shut_down(server: TLSServer) -> str:
+    """Stop accepting, give connections in progress the grace period, and say how that went."""
+    server.close()
+    cut = server.drain(SHUTDOWN_GRACE_SECONDS)
+    return f"{cut} connection(s) cut short after {SHUTDOWN_GRACE_SECONDS:g} s" if cut else "all connections finished"
+
 
 Application = Callable[[TLSConnection], None]
 
@@ -106,6 +122,8 @@ class TLSServer:
         self._listener = socket.create_server((host, port), reuse_port=False)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self._settled = threading.Condition()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -129,7 +147,9 @@ class TLSServer:
                 log.warning("accept failed: %s", exc)
                 time.sleep(_ACCEPT_RETRY_SECONDS)
                 continue
-            threading.Thread(target=self._serve_one, args=(sock, peer), daemon=True).start()
+            with self._settled:
+                self._in_flight += 1
+            threading.Thread(target=self._serve_tracked, args=(sock, peer), daemon=True).start()
 
     def close(self) -> None:
         self._stopping.set()
@@ -140,11 +160,25 @@ class TLSServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def drain(self, timeout: float) -> int:
+        """After :meth:`close`: wait up to ``timeout`` seconds for connections in progress; how many are left."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout)
+            return self._in_flight
+
     def __enter__(self) -> TLSServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _serve_tracked(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        try:
+            self._serve_one(sock, peer)
+        finally:
+            with self._settled:
+                self._in_flight -= 1
+                self._settled.notify_all()
 
     def _serve_one(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ibepsk import keys
+from ibepsk import HandshakeSettings, keys
+from ibepsk.client import ClientConfig, connect
 from ibepsk.keys import TAMasterKey
 
 from pki import issue, make_ca
 from test_cli_ta import assert_one_line_error, ibepsk
+from tls_support import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,31 @@ class ServerProcess:
             self.process.kill()
             _, stderr = self.process.communicate()
         return stderr
+
+
+def test_sigterm_lets_a_connection_in_progress_finish(files: dict[str, Path]) -> None:
+    server = ServerProcess("--ibe-key", str(files["localhost"]))
+    settings = HandshakeSettings()
+    settings.ibe_public_params = keys.load_public_params(files["public"])
+    conn = connect("127.0.0.1", server.port, ClientConfig(settings, server_name="localhost"))
+    try:
+        server.process.terminate()
+        wait_for(lambda: not _accepts("127.0.0.1", server.port))  # it has stopped listening...
+        conn.write(b"still there?")
+        assert conn.read() == b"still there?"  # ...and still serves the connection it had
+    finally:
+        conn.close()
+    _, log = server.process.communicate(timeout=10)
+    assert server.process.returncode == 0, log
+    assert "ibepsk serve: stopping (all connections finished)" in log, log
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture()

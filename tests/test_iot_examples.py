@@ -30,7 +30,7 @@ def test_readme_walkthrough(tmp_path: Path) -> None:
     assert first.startswith("delivered 1 reading (ibe-psk, 0-RTT accepted, certificate signed)"), first
     assert len(later) == 2
     assert all(line.startswith("delivered 1 reading (resumption, no 0-RTT, identity restored") for line in later)
-    assert "stopped; 3 readings stored (1 from 0-RTT data), 0 duplicates" in log, log
+    assert "stopped (all connections finished); 3 readings stored (1 from 0-RTT data), 0 duplicates" in log, log
     assert gateway.process.returncode == 0
     with ReadingStore(tmp_path / "readings.sqlite") as store:
         readings = store.readings()

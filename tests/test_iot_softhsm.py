@@ -66,7 +66,9 @@ def test_device_key_generated_in_the_token_answers_pha(tmp_path: Path, token_env
     first, second = device.stdout.splitlines()
     assert first.startswith("delivered 1 reading (ibe-psk, 0-RTT accepted, certificate signed)"), first
     assert second.startswith("delivered 1 reading (resumption, no 0-RTT, identity restored from the ticket)")
-    assert "stopped; 2 readings stored (1 from 0-RTT data)" in log and "1 post-handshake" in log, log
+    assert (
+        "stopped (all connections finished); 2 readings stored (1 from 0-RTT data)" in log and "1 post-handshake" in log
+    ), log
     assert gateway.process.returncode == 0
     with ReadingStore(factory / "readings.sqlite") as store:
         assert [(r.device, r.seq) for r in store.readings()] == [("sensor-hsm", 1), ("sensor-hsm", 2)]

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import random
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 from tlslite.errors import TLSError
 
 from ..keys import KeyFileError
+from ..server import stop_on_sigterm
 from ..tls import Signer
 from ..tls.early_data import EarlyDataStatus
 from .config import DEFAULT_PIN_VARIABLE, ConfigError, Pkcs11Key, load_device_file, load_gateway_file
@@ -164,15 +164,18 @@ def gateway_main(argv: Sequence[str] | None = None) -> int:
 
 def _gateway(args: argparse.Namespace) -> int:
     file = load_gateway_file(args.config)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a service manager's stop: as Ctrl-C
-    with Gateway(file.gateway, *file.listen) as gateway:
+    stop_on_sigterm()
+    gateway = Gateway(file.gateway, *file.listen)
+    try:
         host, port = gateway.address
         identities = ", ".join(key.identity for key in file.gateway.identity_keys)
         print(f"iot gateway: listening on {host}:{port} (identities: {identities})", flush=True)
         print(f"iot gateway: readings go to {file.gateway.database}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: stop serving, report, close the database
             gateway.serve_forever()
-        print(f"iot gateway: stopped; {gateway.stats.summary()}", file=sys.stderr)
+    finally:
+        outcome = gateway.close()
+    print(f"iot gateway: stopped ({outcome}); {gateway.stats.summary()}", file=sys.stderr)
     return 0
 
 

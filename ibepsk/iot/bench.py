@@ -30,13 +30,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlslite.errors import TLSError
+
 from ..bench import machine_line
 from ..client import open_tcp
 from ..keys import TAMasterKey, write_key_file
 from ..netem import DelayProxy
 from ..pki import Issued, issue, make_ca
 from ..tls import HandshakeSettings, KeySigner, TLSConnection, TrustAnchors
-from ..tls.certs import ServerCertificateChecker
+from ..tls.certs import CertificateVerificationError, ServerCertificateChecker
 from ..tls.signer import certificates_from_tlslite
 from ..wire import ByteCounts, CountingSocket
 from .device import Device, DeviceConfig, SocketOpener
@@ -179,6 +181,10 @@ class MutualTlsGateway:
             conn.handshakeServer(settings=self._settings, certChain=self._chain, privateKey=self._key, reqCert=True)
             path = self._anchors.verify_client(certificates_from_tlslite(conn.session.clientCertChain))
             exchange_readings(conn, device_name(path[0]), self.store, self.stats)
+        except CertificateVerificationError:
+            self.stats.count("refused")
+        except (TLSError, OSError):  # the device went away mid-reading: counted, as the gateway does
+            self.stats.count("dropped")
         finally:
             with contextlib.suppress(Exception):
                 conn.close()

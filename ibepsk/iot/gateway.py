@@ -25,7 +25,7 @@ from tlslite.errors import TLSError, TLSLocalAlert
 
 from ..endpoints import server_settings
 from ..keys import IdentityKey
-from ..server import ServerConfig, TLSServer, describe_failure
+from ..server import ServerConfig, TLSServer, describe_failure, shut_down
 from ..tls import ClientAuthentication, HandshakeSettings, TLSConnection, TrustAnchors
 from ..tls.errors import PostHandshakeAuthError
 from ..tls.replay import ReplayStore
@@ -142,9 +142,11 @@ class Gateway:
     def serve_forever(self) -> None:
         self.server.serve_forever()
 
-    def close(self) -> None:
-        self.server.close()
+    def close(self) -> str:
+        """Stop serving, let devices in the middle of a delivery finish, close the database; how that went."""
+        outcome = shut_down(self.server)
         self.store.close()
+        return outcome
 
     def __enter__(self) -> Gateway:
         return self
