@@ -10,7 +10,8 @@ from pathlib import Path
 
 import tlslite
 
-PATCHES = Path(__file__).resolve().parents[1] / "patches"
+TESTS = Path(__file__).resolve().parent
+PATCHES = TESTS.parent / "patches"
 
 
 def patched_tlslite(patch_name: str, workdir: Path) -> Path:
@@ -29,8 +30,12 @@ def patched_tlslite(patch_name: str, workdir: Path) -> Path:
 
 
 def run_python(code: str, path_entry: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter, with ``path_entry`` (a patched tlslite) first on sys.path."""
-    prelude = f"import sys; sys.path.insert(0, {str(path_entry)!r})\n" if path_entry else ""
+    """Run ``code`` in a fresh interpreter, with ``path_entry`` (a patched tlslite) first on sys.path.
+
+    ``tests/`` comes next, so that scenarios can import ``patch_harness``.
+    """
+    entries = [str(path_entry)] if path_entry else []
+    prelude = f"import sys; sys.path[:0] = {[*entries, str(TESTS)]!r}\n"
     return subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
     )

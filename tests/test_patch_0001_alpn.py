@@ -6,30 +6,13 @@ from pathlib import Path
 
 from patch_support import patched_tlslite, run_python
 
-# Stock tlslite-ng only: a server without `alpn` and a client offering it, over a socketpair.
+# Stock tlslite-ng only: a server without `alpn` and a client offering it.
 SCENARIO = """
-    import socket, threading
-    from tlslite import TLSConnection, HandshakeSettings
-    a, b = socket.socketpair()
+    from tlslite import HandshakeSettings
+    from patch_harness import server_handshake_outcome
     settings = HandshakeSettings()
     settings.pskConfigs = [(bytearray(b"id"), bytearray(32), "sha256")]
-    outcome = {}
-    def serve():
-        try:
-            TLSConnection(b).handshakeServer(settings=settings)
-            outcome["server"] = "ok"
-        except Exception as exc:
-            outcome["server"] = type(exc).__name__
-            b.close()
-    thread = threading.Thread(target=serve); thread.start()
-    client = HandshakeSettings()
-    client.pskConfigs = settings.pskConfigs
-    try:
-        TLSConnection(a).handshakeClientCert(settings=client, alpn=[bytearray(b"http/1.1")])
-    except Exception:
-        pass
-    thread.join(10)
-    print(outcome["server"])
+    print(server_handshake_outcome(settings, settings, alpn=[bytearray(b"http/1.1")]))
 """
 
 

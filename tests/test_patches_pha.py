@@ -19,9 +19,9 @@ from pki import issue, make_ca
 PRELUDE = """
     import socket, threading
     from tlslite import TLSConnection, HandshakeSettings
-    from tlslite.constants import AlertDescription
     from tlslite.utils.keyfactory import parsePEMKey
     from tlslite.x509certchain import X509CertChain
+    from patch_harness import in_thread, outcome
 
     def psk_settings():
         settings = HandshakeSettings()
@@ -44,20 +44,6 @@ PRELUDE = """
         client.handshakeClientCert(*credentials(), settings=psk_settings())
         thread.join(10)
         return server, client
-
-    def outcome(action):
-        try:
-            action()
-            return "ok"
-        except Exception as exc:
-            description = getattr(exc, "description", None)
-            return type(exc).__name__ + (":" + AlertDescription.toRepr(description) if description else "")
-
-    def in_thread(action):
-        box = {}
-        thread = threading.Thread(target=lambda: box.setdefault("outcome", outcome(action)))
-        thread.start()
-        return lambda: (thread.join(10), box.get("outcome", "hung"))[1]
 
     def request_and_read(server, settings=None):
         for _ in server.request_post_handshake_auth(settings):

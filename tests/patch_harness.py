@@ -1,0 +1,55 @@
+"""Imported by the scenarios of the patch tests, in a fresh interpreter whose first tlslite-ng is
+either the stock one or a patched copy (see ``patch_support.run_python``)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from tlslite import HandshakeSettings, TLSConnection
+from tlslite.constants import AlertDescription
+
+TIMEOUT = 10
+
+
+def outcome(action: Callable[[], object]) -> str:
+    """``ok``, or the exception's class name with the alert it carries (``TLSLocalAlert:decode_error``)."""
+    try:
+        action()
+    except Exception as exc:
+        description = getattr(exc, "description", None)
+        return type(exc).__name__ + (":" + AlertDescription.toRepr(description) if description else "")
+    return "ok"
+
+
+def in_thread(action: Callable[[], object]) -> Callable[[], str]:
+    """Start ``action`` in a thread; the returned function waits for its outcome (``hung`` if it never ends)."""
+    box: dict[str, str] = {}
+    thread = threading.Thread(target=lambda: box.setdefault("outcome", outcome(action)))
+    thread.start()
+    return lambda: (thread.join(TIMEOUT), box.get("outcome", "hung"))[1]
+
+
+def server_handshake_outcome(
+    server_settings: HandshakeSettings,
+    client_settings: HandshakeSettings,
+    client_class: type[TLSConnection] = TLSConnection,
+    **client_args: Any,
+) -> str:
+    """Handshake two connections over a socketpair; what became of the server's side."""
+    client_sock, server_sock = socket.socketpair()
+    client_sock.settimeout(TIMEOUT)
+    server_sock.settimeout(TIMEOUT)
+
+    def serve() -> None:
+        try:
+            TLSConnection(server_sock).handshakeServer(settings=server_settings)
+        finally:
+            server_sock.close()  # a server that dies mid-handshake must not leave the client waiting
+
+    server_done = in_thread(serve)
+    outcome(lambda: client_class(client_sock).handshakeClientCert(settings=client_settings, **client_args))
+    client_sock.close()
+    return server_done()
