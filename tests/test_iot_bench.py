@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
+from pathlib import Path
 
-from ibepsk.iot.bench import measure_iot
+from ibepsk.iot.bench import MutualTlsGateway, make_testbed, measure_iot
 from ibepsk.wire import ByteCounts
 
 from test_cli_ta import ibepsk
+from tls_support import TIMEOUT, wait_for
 
 
 def test_bench_iot_command() -> None:
@@ -28,3 +31,13 @@ def test_bench_iot_measures_every_connection_kind() -> None:
     times = result.times
     assert min(times.first, times.resumed, times.mutual_tls) >= 2 * 2 * times.delay_ms, "at least two round trips"
     assert result.rss.device > result.rss.imports > result.rss.python > 0
+
+
+def test_mutual_tls_baseline_counts_a_device_that_drops_out(tmp_path: Path) -> None:
+    gateway = MutualTlsGateway(make_testbed(tmp_path))
+    try:
+        with socket.create_connection(gateway.address, timeout=TIMEOUT) as sock:
+            sock.sendall(b"\x16\x03\x01\x00\x09\x01\x00\x00\x05hello")  # a broken ClientHello, then gone
+        wait_for(lambda: gateway.stats.dropped == 1)
+    finally:
+        gateway.close()

@@ -94,7 +94,7 @@ class IotBenchResult:
 
 
 @dataclass
-class _Testbed:
+class Testbed:
     """A TA, a device CA and its device, and a server certificate chain for the mutual-TLS gateway."""
 
     directory: Path
@@ -120,11 +120,11 @@ class _Testbed:
         return ReadingQueue(self.directory / f"device-{next(self.queues)}.queue")
 
 
-def _testbed(directory: Path) -> _Testbed:
+def make_testbed(directory: Path) -> Testbed:
     device_ca = make_ca("ibepsk bench device CA")
     root = make_ca("ibepsk bench root CA")
     intermediate = make_ca("ibepsk bench issuing CA", issuer=root)
-    return _Testbed(
+    return Testbed(
         directory,
         TAMasterKey.generate(),
         device_ca,
@@ -135,7 +135,7 @@ def _testbed(directory: Path) -> _Testbed:
 
 
 @contextlib.contextmanager
-def _ibe_gateway(testbed: _Testbed, tickets: bool = True) -> Iterator[Gateway]:
+def _ibe_gateway(testbed: Testbed, tickets: bool = True) -> Iterator[Gateway]:
     config = GatewayConfig(
         [testbed.ta.extract(GATEWAY_NAME)],
         testbed.device_anchors,
@@ -149,7 +149,7 @@ def _ibe_gateway(testbed: _Testbed, tickets: bool = True) -> Iterator[Gateway]:
 class MutualTlsGateway:
     """The baseline: the same readings and acks after a certificate handshake with in-handshake client auth."""
 
-    def __init__(self, testbed: _Testbed, tickets: bool = True) -> None:
+    def __init__(self, testbed: Testbed, tickets: bool = True) -> None:
         leaf, intermediate = testbed.server_chain
         self._chain, self._key = leaf.tlslite_chain(intermediate), leaf.tlslite_key()
         self._anchors = testbed.device_anchors
@@ -196,7 +196,7 @@ class MutualTlsGateway:
         self.store.close()
 
 
-def mutual_tls_reading(testbed: _Testbed, address: tuple[str, int], open_socket: SocketOpener = open_tcp) -> float:
+def mutual_tls_reading(testbed: Testbed, address: tuple[str, int], open_socket: SocketOpener = open_tcp) -> float:
     """One reading over mutual TLS, from TCP connect to its ack, in ms."""
     started = time.perf_counter()
     conn = TLSConnection(open_socket(address, _TIMEOUT))
@@ -234,7 +234,7 @@ def _counts(sock: CountingSocket) -> ByteCounts:
     return ByteCounts(sock.counts.client_to_server, sock.counts.server_to_client)
 
 
-def _ibe_psk_bytes(testbed: _Testbed, tickets: bool, readings: int) -> list[ByteCounts]:
+def _ibe_psk_bytes(testbed: Testbed, tickets: bool, readings: int) -> list[ByteCounts]:
     """Bytes of each of ``readings`` connections of one device, one reading each."""
     sockets: list[CountingSocket] = []
     with _ibe_gateway(testbed, tickets) as gateway:
@@ -247,7 +247,7 @@ def _ibe_psk_bytes(testbed: _Testbed, tickets: bool, readings: int) -> list[Byte
     return [_counts(sock) for sock in sockets]
 
 
-def _mutual_tls_bytes(testbed: _Testbed, tickets: bool) -> ByteCounts:
+def _mutual_tls_bytes(testbed: Testbed, tickets: bool) -> ByteCounts:
     sockets: list[CountingSocket] = []
     mutual = MutualTlsGateway(testbed, tickets)
     try:
@@ -257,7 +257,7 @@ def _mutual_tls_bytes(testbed: _Testbed, tickets: bool) -> ByteCounts:
     return _counts(sockets[0])
 
 
-def measure_bytes(testbed: _Testbed) -> WireBytes:
+def measure_bytes(testbed: Testbed) -> WireBytes:
     first, resumed = _ibe_psk_bytes(testbed, tickets=True, readings=2)
     (first_without_tickets,) = _ibe_psk_bytes(testbed, tickets=False, readings=1)
     return WireBytes(
@@ -269,7 +269,7 @@ def measure_bytes(testbed: _Testbed) -> WireBytes:
     )
 
 
-def measure_ack_times(testbed: _Testbed, delay_ms: float, runs: int) -> AckTimes:
+def measure_ack_times(testbed: Testbed, delay_ms: float, runs: int) -> AckTimes:
     """Medians over ``runs`` of each: IBE-PSK first connection, resumed, mutual TLS (tickets on)."""
     samples: tuple[list[float], list[float], list[float]] = ([], [], [])
     mutual = MutualTlsGateway(testbed)
@@ -312,7 +312,7 @@ def peak_rss_kb(setup: str, *args: str) -> int:
     return int(result.stdout.split()[-1])
 
 
-def measure_rss(testbed: _Testbed) -> PeakRss:
+def measure_rss(testbed: Testbed) -> PeakRss:
     """A device process delivering RSS_READINGS readings, one importing the device code, bare Python."""
     public, config = testbed.directory / "public.pem", testbed.directory / "device.toml"
     write_key_file(public, testbed.ta.public)
@@ -330,7 +330,7 @@ def measure_rss(testbed: _Testbed) -> PeakRss:
 
 def measure_iot(delay_ms: float, runs: int) -> IotBenchResult:
     with tempfile.TemporaryDirectory(prefix="ibepsk-bench-iot-") as directory:
-        testbed = _testbed(Path(directory))
+        testbed = make_testbed(Path(directory))
         return IotBenchResult(measure_bytes(testbed), measure_ack_times(testbed, delay_ms, runs), measure_rss(testbed))
 
 
