@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -167,6 +168,18 @@ def test_captured_tiiger_first_flight(vectors: dict[str, Any]) -> None:
     assert server_hello.getExtension(41).selected == 0, "pre_shared_key must select identity 0"
     assert GroupName.toRepr(server_hello.getExtension(51).server_share.group) == "x25519"
     assert settings.ibe_keyring.decapsulations == 1
+
+
+def test_lean_client_hello_keeps_the_suites_of_sha384_psks_and_tickets(ta: TAMasterKey) -> None:
+    external = (bytearray(b"sensor-9"), bytearray(os.urandom(48)), "sha384")
+    settings = server_settings(ta.extract("localhost"), tickets=True)
+    settings.pskConfigs = [external]
+    config = client_config(ta.public, pskConfigs=[external])
+    with running_server(settings) as (server, _):
+        first = exchange(server, config)
+        resumed = exchange(server, config, session=first.session)
+    assert (first.mode, first.cipher) == ("external-psk", "aes256gcm")
+    assert (resumed.mode, resumed.cipher) == ("resumption", "aes256gcm")
 
 
 def test_ibe_only_client_hello_is_lean(ta: TAMasterKey) -> None:

@@ -52,6 +52,14 @@ def _external_identities(settings: Any) -> set[bytes]:
     return {bytes(config[0]) for config in settings.pskConfigs}
 
 
+def _offered_psk_hashes(settings: Any, session: Any) -> set[str]:
+    """The hash of every PSK a ClientHello offers: each pskConfigs entry's (the IBE-PSK's too) and the ticket's."""
+    hashes = {config[2] if len(config) > 2 else IBE_PSK_HASH for config in settings.pskConfigs}
+    if session is not None and session.tickets:
+        hashes.add("sha384" if session.cipherSuite in CipherSuite.sha384PrfSuites else "sha256")
+    return hashes
+
+
 class HandshakeMode(StrEnum):
     """How the server was authenticated in the last handshake."""
 
@@ -153,7 +161,7 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         assert self._ibe_offer is not None and self._ibe_binder_context is not None
         settings, session = self._ibe_binder_context
         if settings.ibe_lean_client_hello and not self._certificate_fallback:
-            trim_to_ibe_psk_only(client_hello)
+            trim_to_ibe_psk_only(client_hello, _offered_psk_hashes(settings, session))
         extension = client_hello.getExtension(ExtensionType.pre_shared_key)
         for identity in extension.identities:
             if identity.identity == self._ibe_offer.ciphertext:
@@ -221,9 +229,16 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
     # --- server -------------------------------------------------------------
 
     def _server_select_certificate(self, settings: Any, client_hello: Any, cipher_suites: Any, *args: Any) -> Any:
-        """Hooks tlslite's suite choice: with an IBE-PSK on offer prefer SHA-256 suites, as for its own PSKs."""
+        """Hooks tlslite's suite choice: with an IBE-PSK on offer prefer SHA-256 suites, as tlslite does for its own
+        PSKs — unless the client also offers one of those, whose hash tlslite then prefers itself."""
         psks = client_hello.getExtension(ExtensionType.pre_shared_key)
-        if getattr(settings, "ibe_keyring", None) and psks and first_ibe_identity(psks.identities) is not None:
+        external = _external_identities(settings)
+        if (
+            getattr(settings, "ibe_keyring", None)
+            and psks
+            and first_ibe_identity(psks.identities) is not None
+            and not any(bytes(ident.identity) in external for ident in psks.identities)
+        ):
             sha256_suites = CipherSuite.filter_for_prfs(cipher_suites, [IBE_PSK_HASH])
             if any(suite in client_hello.cipher_suites for suite in sha256_suites):
                 cipher_suites = sha256_suites
@@ -254,11 +269,25 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         psks = client_hello.getExtension(ExtensionType.pre_shared_key)
         if psks is None or not self._psk_mode_acceptable(settings, client_hello):
             return None if has_certificate else (AlertDescription.handshake_failure, "this server needs a PSK")
-        index = first_ibe_identity(psks.identities)
-        if self._earlier_identity_resolves(settings, psks.identities, index):
-            return None  # a ticket or external PSK comes first: tlslite takes it, no pairing is spent
+        index = self._ibe_identity_to_open(settings, psks.identities, cipher_suite)
+        if index is not None:
+            return self._open_ibe_identity(settings, keyring, client_hello, index, has_certificate)
+        if has_certificate or self._some_identity_resolves(settings, psks.identities):
+            return None  # a certificate, a ticket or an external PSK (e.g. a SHA-384 one) will do
+        return AlertDescription.unknown_psk_identity, "no usable IBE-PSK identity"
+
+    def _ibe_identity_to_open(self, settings: Any, identities: Any, cipher_suite: int) -> int | None:
+        """The one identity worth a pairing: the first marked one, if the suite takes a SHA-256 PSK and no
+        ticket or external PSK comes before it (tlslite would take that one)."""
+        index = first_ibe_identity(identities)
         if index is None or cipher_suite not in CipherSuite.sha256PrfSuites:
-            return None if has_certificate else (AlertDescription.unknown_psk_identity, "no usable IBE-PSK identity")
+            return None
+        return None if self._some_identity_resolves(settings, identities[:index]) else index
+
+    def _open_ibe_identity(
+        self, settings: Any, keyring: IbeKeyring, client_hello: Any, index: int, has_certificate: bool
+    ) -> tuple[int, str] | None:
+        psks = client_hello.getExtension(ExtensionType.pre_shared_key)
         ciphertext = psks.identities[index].identity
         server_name = bytes(client_hello.server_name).decode("ascii", "replace") or None
         try:
@@ -291,10 +320,10 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
             i for i, ident in enumerate(psks.identities if psks else ()) if bytes(ident.identity) in external
         )
 
-    def _earlier_identity_resolves(self, settings: Any, identities: Any, ibe_index: int | None) -> bool:
-        earlier = identities if ibe_index is None else identities[:ibe_index]
+    def _some_identity_resolves(self, settings: Any, identities: Any) -> bool:
+        """Whether tlslite itself knows one of ``identities``: an external PSK or a ticket it can decrypt."""
         external = _external_identities(settings)
-        return any(bytes(ident.identity) in external or self._tryDecrypt(settings, ident)[0] for ident in earlier)
+        return any(bytes(ident.identity) in external or self._tryDecrypt(settings, ident)[0] for ident in identities)
 
     def _note_server_choice(self, server_hello: ServerHello) -> None:
         selected = server_hello.getExtension(ExtensionType.pre_shared_key)

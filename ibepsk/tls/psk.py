@@ -89,16 +89,17 @@ _CERTIFICATE_OR_TLS12_EXTENSIONS = frozenset(
 )
 
 
-def trim_to_ibe_psk_only(client_hello: ClientHello) -> None:
+def trim_to_ibe_psk_only(client_hello: ClientHello, psk_hashes: Iterable[str]) -> None:
     """Make a ClientHello that can only end in a PSK handshake as small as that allows.
 
-    TLS 1.3 only (its version, its groups): the SHA-256 suites an IBE-PSK can use (all TLS 1.3
-    suites if the settings allow none of those, so the server names the problem), one key share
-    (x25519 if offered, as TiigerTLS's), and none of the extensions certificate handshakes or
-    TLS 1.2 need. The caller recomputes the binders.
+    TLS 1.3 only (its version, its groups): the suites whose hash one of the offered PSKs uses
+    (``psk_hashes``: the IBE-PSK's SHA-256, and any external PSK's or ticket's; all TLS 1.3 suites
+    if the settings allow none of those, so the server names the problem), one key share (x25519
+    if offered, as TiigerTLS's), and none of the extensions certificate handshakes or TLS 1.2
+    need. The caller recomputes the binders.
     """
     tls13_suites = [s for s in client_hello.cipher_suites if s in CipherSuite.tls13Suites]
-    client_hello.cipher_suites = [s for s in tls13_suites if s in CipherSuite.sha256PrfSuites] or tls13_suites
+    client_hello.cipher_suites = CipherSuite.filter_for_prfs(tls13_suites, set(psk_hashes)) or tls13_suites
     client_hello.extensions = [e for e in client_hello.extensions if e.extType not in _CERTIFICATE_OR_TLS12_EXTENSIONS]
     versions = client_hello.getExtension(ExtensionType.supported_versions)
     if versions is not None:
