@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring
 from ibepsk.client import ClientConfig, connect
 from ibepsk.keys import IdentityKey, TAMasterKey, TAPublicParams
 from ibepsk.tls.certs import ServerCertificateChecker, TrustAnchors
+from ibepsk.tls.connection import offered_psk_hashes
 
 from pki import issue, make_ca
 from tls_support import (
@@ -170,16 +172,28 @@ def test_captured_tiiger_first_flight(vectors: dict[str, Any]) -> None:
     assert settings.ibe_keyring.decapsulations == 1
 
 
-def test_lean_client_hello_keeps_the_suites_of_sha384_psks_and_tickets(ta: TAMasterKey) -> None:
+def test_sha384_external_psk_and_ticket_next_to_an_ibe_psk(ta: TAMasterKey) -> None:
     external = (bytearray(b"sensor-9"), bytearray(os.urandom(48)), "sha384")
     settings = server_settings(ta.extract("localhost"), tickets=True)
     settings.pskConfigs = [external]
-    config = client_config(ta.public, pskConfigs=[external])
     with running_server(settings) as (server, _):
-        first = exchange(server, config)
-        resumed = exchange(server, config, session=first.session)
+        # The lean ClientHello keeps the SHA-384 suites the external PSK needs; the server takes that PSK.
+        first = exchange(server, client_config(ta.public, pskConfigs=[external]))
+        # Its SHA-384 ticket, offered before an IBE-PSK: the server prefers a SHA-256 suite for the IBE-PSK,
+        # where the ticket cannot be used, and must not let the ticket block the IBE-PSK.
+        second = exchange(server, client_config(ta.public), session=first.session)
     assert (first.mode, first.cipher) == ("external-psk", "aes256gcm")
-    assert (resumed.mode, resumed.cipher) == ("resumption", "aes256gcm")
+    assert second.mode == "ibe-psk"
+
+
+def testoffered_psk_hashes_include_the_tickets() -> None:
+    settings = HandshakeSettings()
+    settings.pskConfigs = [(bytearray(b"a"), bytearray(32)), (bytearray(b"b"), bytearray(48), "sha384")]
+    assert offered_psk_hashes(settings, None) == {"sha256", "sha384"}
+    settings.pskConfigs = []
+    session = SimpleNamespace(tickets=[object()], cipherSuite=CipherSuite.TLS_AES_256_GCM_SHA384)
+    assert offered_psk_hashes(settings, session) == {"sha384"}
+    assert offered_psk_hashes(settings, SimpleNamespace(tickets=[], cipherSuite=0)) == set()
 
 
 def test_ibe_only_client_hello_is_lean(ta: TAMasterKey) -> None:

@@ -52,7 +52,7 @@ def _external_identities(settings: Any) -> set[bytes]:
     return {bytes(config[0]) for config in settings.pskConfigs}
 
 
-def _offered_psk_hashes(settings: Any, session: Any) -> set[str]:
+def offered_psk_hashes(settings: Any, session: Any) -> set[str]:
     """The hash of every PSK a ClientHello offers: each pskConfigs entry's (the IBE-PSK's too) and the ticket's."""
     hashes = {config[2] if len(config) > 2 else IBE_PSK_HASH for config in settings.pskConfigs}
     if session is not None and session.tickets:
@@ -161,7 +161,7 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         assert self._ibe_offer is not None and self._ibe_binder_context is not None
         settings, session = self._ibe_binder_context
         if settings.ibe_lean_client_hello and not self._certificate_fallback:
-            trim_to_ibe_psk_only(client_hello, _offered_psk_hashes(settings, session))
+            trim_to_ibe_psk_only(client_hello, offered_psk_hashes(settings, session))
         extension = client_hello.getExtension(ExtensionType.pre_shared_key)
         for identity in extension.identities:
             if identity.identity == self._ibe_offer.ciphertext:
@@ -269,20 +269,21 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         psks = client_hello.getExtension(ExtensionType.pre_shared_key)
         if psks is None or not self._psk_mode_acceptable(settings, client_hello):
             return None if has_certificate else (AlertDescription.handshake_failure, "this server needs a PSK")
-        index = self._ibe_identity_to_open(settings, psks.identities, cipher_suite)
+        suite_hash = "sha384" if cipher_suite in CipherSuite.sha384PrfSuites else "sha256"
+        index = self._ibe_identity_to_open(settings, psks.identities, suite_hash)
         if index is not None:
             return self._open_ibe_identity(settings, keyring, client_hello, index, has_certificate)
-        if has_certificate or self._some_identity_resolves(settings, psks.identities):
+        if has_certificate or self._some_identity_resolves(settings, psks.identities, suite_hash):
             return None  # a certificate, a ticket or an external PSK (e.g. a SHA-384 one) will do
         return AlertDescription.unknown_psk_identity, "no usable IBE-PSK identity"
 
-    def _ibe_identity_to_open(self, settings: Any, identities: Any, cipher_suite: int) -> int | None:
+    def _ibe_identity_to_open(self, settings: Any, identities: Any, suite_hash: str) -> int | None:
         """The one identity worth a pairing: the first marked one, if the suite takes a SHA-256 PSK and no
-        ticket or external PSK comes before it (tlslite would take that one)."""
+        ticket or external PSK usable in it comes before (tlslite would take that one)."""
         index = first_ibe_identity(identities)
-        if index is None or cipher_suite not in CipherSuite.sha256PrfSuites:
+        if index is None or suite_hash != IBE_PSK_HASH:
             return None
-        return None if self._some_identity_resolves(settings, identities[:index]) else index
+        return None if self._some_identity_resolves(settings, identities[:index], suite_hash) else index
 
     def _open_ibe_identity(
         self, settings: Any, keyring: IbeKeyring, client_hello: Any, index: int, has_certificate: bool
@@ -320,10 +321,17 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
             i for i, ident in enumerate(psks.identities if psks else ()) if bytes(ident.identity) in external
         )
 
-    def _some_identity_resolves(self, settings: Any, identities: Any) -> bool:
-        """Whether tlslite itself knows one of ``identities``: an external PSK or a ticket it can decrypt."""
-        external = _external_identities(settings)
-        return any(bytes(ident.identity) in external or self._tryDecrypt(settings, ident)[0] for ident in identities)
+    def _some_identity_resolves(self, settings: Any, identities: Any, suite_hash: str) -> bool:
+        """Whether tlslite itself can use one of ``identities`` in a suite with ``suite_hash``: an external PSK or
+        a ticket it decrypts, of that hash (tlslite skips the others)."""
+        return any(self._known_psk_hash(settings, ident) == suite_hash for ident in identities)
+
+    def _known_psk_hash(self, settings: Any, identity: Any) -> str | None:
+        for config in settings.pskConfigs:
+            if config[0] == identity.identity:
+                return config[2] if len(config) > 2 else "sha256"
+        match, _ticket = self._tryDecrypt(settings, identity)
+        return match[2] if match else None
 
     def _note_server_choice(self, server_hello: ServerHello) -> None:
         selected = server_hello.getExtension(ExtensionType.pre_shared_key)
