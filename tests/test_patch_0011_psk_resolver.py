@@ -60,3 +60,25 @@ def test_stock_tlslite_has_neither() -> None:
 def test_patch_adds_both(tmp_path: Path) -> None:
     result = run_python(SCENARIO, patched_tlslite("0011-psk-resolver-and-ticket-age.patch", tmp_path))
     assert result.stdout.split() == ["echo", "hello", "ok", "ages", "[1]"], result.stderr
+
+
+# A server whose only PSK source is the resolver, and a client it cannot resolve.
+UNRESOLVED = """
+    from tlslite import HandshakeSettings
+    from patch_harness import server_handshake_outcome
+    server = HandshakeSettings()
+    server.psk_resolver = lambda client_hello: []
+    client = HandshakeSettings()
+    client.pskConfigs = [(bytearray(b"stranger"), bytearray(32), "sha256")]
+    print(server_handshake_outcome(server, client))
+"""
+
+
+def test_stock_tlslite_has_no_resolver_only_server() -> None:
+    result = run_python(UNRESOLVED)
+    assert result.stdout.strip() == "ValueError", result.stderr  # "Caller passed no authentication credentials"
+
+
+def test_patched_resolver_only_server_refuses_an_unknown_psk(tmp_path: Path) -> None:
+    result = run_python(UNRESOLVED, patched_tlslite("0011-psk-resolver-and-ticket-age.patch", tmp_path))
+    assert result.stdout.strip() == "TLSLocalAlert:handshake_failure", result.stderr
