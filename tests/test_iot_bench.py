@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import socket
 from pathlib import Path
+from typing import Any
 
-from ibepsk.iot.bench import MutualTlsGateway, make_testbed, measure_iot
+from ibepsk import TLSConnection
+from ibepsk.iot.bench import GATEWAY_NAME, MutualTlsGateway, make_testbed, measure_iot
 from ibepsk.wire import ByteCounts
 
 from test_cli_ta import ibepsk
@@ -33,11 +35,22 @@ def test_bench_iot_measures_every_connection_kind() -> None:
     assert result.rss.device > result.rss.imports > result.rss.python > 0
 
 
-def test_mutual_tls_baseline_counts_a_device_that_drops_out(tmp_path: Path) -> None:
-    gateway = MutualTlsGateway(make_testbed(tmp_path))
+def test_mutual_tls_baseline_counts_every_way_a_connection_ends_badly(tmp_path: Path) -> None:
+    testbed = make_testbed(tmp_path)
+    gateway = MutualTlsGateway(testbed)
     try:
-        with socket.create_connection(gateway.address, timeout=TIMEOUT) as sock:
-            sock.sendall(b"\x16\x03\x01\x00\x09\x01\x00\x00\x05hello")  # a broken ClientHello, then gone
+        _mutual_tls_client(gateway).close()
+        wait_for(lambda: gateway.stats.refused == 1)  # no client certificate
+        conn = _mutual_tls_client(gateway, testbed.device.tlslite_chain(), testbed.device.tlslite_key())
+        conn.write(b'{"seq": 1, "val')  # half a reading, then the device is gone without close_notify
+        conn.sock.close()
         wait_for(lambda: gateway.stats.dropped == 1)
+        assert gateway.stats.errors == 0 and gateway.stats.stored == 0
     finally:
         gateway.close()
+
+
+def _mutual_tls_client(gateway: MutualTlsGateway, chain: Any = None, key: Any = None) -> TLSConnection:
+    conn = TLSConnection(socket.create_connection(gateway.address, timeout=TIMEOUT))
+    conn.handshakeClientCert(chain, key, serverName=GATEWAY_NAME)
+    return conn

@@ -30,8 +30,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tlslite.errors import TLSError
-
 from ..bench import machine_line
 from ..client import open_tcp
 from ..keys import TAMasterKey, write_key_file
@@ -42,7 +40,7 @@ from ..tls.certs import CertificateVerificationError, ServerCertificateChecker
 from ..tls.signer import certificates_from_tlslite
 from ..wire import ByteCounts, CountingSocket
 from .device import Device, DeviceConfig, SocketOpener
-from .gateway import Gateway, GatewayConfig, GatewayStats, exchange_readings
+from .gateway import DeviceRefusedError, Gateway, GatewayConfig, GatewayStats, counted_outcome, exchange_readings
 from .protocol import JsonValue, LineBuffer, Reading, decode_gateway_message, device_name
 from .provisioning import write_device_file
 from .queue import ReadingQueue
@@ -178,16 +176,22 @@ class MutualTlsGateway:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = TLSConnection(sock)
         try:
-            conn.handshakeServer(settings=self._settings, certChain=self._chain, privateKey=self._key, reqCert=True)
-            path = self._anchors.verify_client(certificates_from_tlslite(conn.session.clientCertChain))
-            exchange_readings(conn, device_name(path[0]), self.store, self.stats)
-        except CertificateVerificationError:
-            self.stats.count("refused")
-        except (TLSError, OSError):  # the device went away mid-reading: counted, as the gateway does
-            self.stats.count("dropped")
+            with counted_outcome(self.stats):
+                conn.handshakeServer(settings=self._settings, certChain=self._chain, privateKey=self._key, reqCert=True)
+                exchange_readings(conn, self._device(conn), self.store, self.stats)
         finally:
             with contextlib.suppress(Exception):
                 conn.close()
+
+    def _device(self, conn: TLSConnection) -> str:
+        """The device the handshake's client certificate names, once the device CA vouches for it."""
+        if conn.session.clientCertChain is None:
+            raise DeviceRefusedError("no client certificate")
+        try:
+            path = self._anchors.verify_client(certificates_from_tlslite(conn.session.clientCertChain))
+            return device_name(path[0])
+        except (CertificateVerificationError, ValueError) as exc:
+            raise DeviceRefusedError(str(exc)) from exc
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NoReturn
@@ -157,18 +157,9 @@ class Gateway:
     # --- one device connection ----------------------------------------------------------
 
     def serve_device(self, conn: TLSConnection) -> None:
-        """The application behind the TLS server; every connection ends in one outcome and one log line."""
-        try:
+        """The application behind the TLS server."""
+        with counted_outcome(self.stats):
             self._serve(conn)
-        except DeviceRefusedError as refusal:
-            self.stats.count("refused")
-            log.info("refused: %s", refusal)
-        except (TLSError, PostHandshakeAuthError, OSError, EOFError) as exc:
-            self.stats.count("dropped")
-            log.info("device went away: %s", describe_failure(exc))
-        except Exception:
-            self.stats.count("errors")
-            log.exception("gateway error")
 
     def _serve(self, conn: TLSConnection) -> None:
         auth = self._authenticate(conn)
@@ -194,6 +185,22 @@ class Gateway:
         if auth is None:
             _refuse(conn, "the device declined to authenticate")
         return auth
+
+
+@contextlib.contextmanager
+def counted_outcome(stats: GatewayStats) -> Iterator[None]:
+    """Every device connection ends in one outcome, counted in ``stats`` and logged once; none escapes."""
+    try:
+        yield
+    except DeviceRefusedError as refusal:
+        stats.count("refused")
+        log.info("refused: %s", refusal)
+    except (TLSError, PostHandshakeAuthError, OSError, EOFError) as exc:
+        stats.count("dropped")
+        log.info("device went away: %s", describe_failure(exc))
+    except Exception:
+        stats.count("errors")
+        log.exception("gateway error")
 
 
 def exchange_readings(conn: TLSConnection, device: str, store: ReadingStore, stats: GatewayStats) -> None:
