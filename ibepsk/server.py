@@ -28,8 +28,10 @@ from .tls.early_data import EarlyDataStatus
 log = logging.getLogger("ibepsk.server")
 
 _ACCEPT_RETRY_SECONDS = 0.05
-#: How long a stopping server lets connections in progress finish before it exits and cuts them.
+#: How long a stopping server lets connections in progress finish before it cuts them off.
 SHUTDOWN_GRACE_SECONDS = 5.0
+#: How long it then waits for the threads of the connections it cut to notice.
+_CUT_WAIT_SECONDS = 1.0
 
 
 def stop_on_sigterm() -> None:
@@ -122,7 +124,7 @@ class TLSServer:
         self._listener = socket.create_server((host, port), reuse_port=False)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._in_flight = 0
+        self._live: set[socket.socket] = set()  # connections being served
         self._settled = threading.Condition()
 
     @property
@@ -147,9 +149,19 @@ class TLSServer:
                 log.warning("accept failed: %s", exc)
                 time.sleep(_ACCEPT_RETRY_SECONDS)
                 continue
-            with self._settled:
-                self._in_flight += 1
+            self._start_serving(sock, peer)
+
+    def _start_serving(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        with self._settled:
+            self._live.add(sock)
+        try:
             threading.Thread(target=self._serve_tracked, args=(sock, peer), daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had (resource limits): drop this one, keep serving
+            log.warning("%s:%d dropped, no thread to serve it: %s", peer[0], peer[1], exc)
+            self._forget(sock)
+        except BaseException:  # Ctrl-C between accept() and start(): nothing will serve it
+            self._forget(sock)
+            raise
 
     def close(self) -> None:
         self._stopping.set()
@@ -160,11 +172,24 @@ class TLSServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def drain(self, timeout: float) -> int:
-        """After :meth:`close`: wait up to ``timeout`` seconds for connections in progress; how many are left."""
+    @property
+    def in_progress(self) -> int:
+        """Connections being served right now."""
         with self._settled:
-            self._settled.wait_for(lambda: self._in_flight == 0, timeout)
-            return self._in_flight
+            return len(self._live)
+
+    def drain(self, timeout: float) -> int:
+        """After :meth:`close`: wait up to ``timeout`` seconds for connections in progress to end, then cut
+        the rest off (abruptly: their threads see the connection end and finish); how many were cut."""
+        with self._settled:
+            self._settled.wait_for(lambda: not self._live, timeout)
+            unfinished = list(self._live)
+        for sock in unfinished:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading or writing
+        with self._settled:
+            self._settled.wait_for(lambda: not self._live, _CUT_WAIT_SECONDS)
+        return len(unfinished)
 
     def __enter__(self) -> TLSServer:
         return self
@@ -176,11 +201,16 @@ class TLSServer:
         try:
             self._serve_one(sock, peer)
         finally:
-            with self._settled:
-                self._in_flight -= 1
-                self._settled.notify_all()
+            self._forget(sock)
+
+    def _forget(self, sock: socket.socket) -> None:
+        with self._settled:
+            self._live.discard(sock)
+            self._settled.notify_all()
+        _close_quietly(sock)
 
     def _serve_one(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        """Handshake and run the application; the caller closes ``sock`` afterwards."""
         started = time.perf_counter()
         try:
             sock.settimeout(self.config.timeout)
@@ -188,7 +218,6 @@ class TLSServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:  # the peer reset before we got to it
             log.info("%s:%d gone before the handshake: %s", peer[0], peer[1], exc)
-            _close_quietly(sock)
             return
         conn = TLSConnection(sock)
         try:
@@ -201,7 +230,6 @@ class TLSServer:
         except Exception as exc:  # a peer must never take the server down
             self.stats.count(conn, ok=False)
             self._log_failure(peer, started, exc, conn)
-            _close_quietly(sock)
             return
         self.stats.count(conn, ok=True)
         took_ms = (time.perf_counter() - started) * 1000

@@ -145,7 +145,8 @@ class Gateway:
     def close(self) -> str:
         """Stop serving, let devices in the middle of a delivery finish, close the database; how that went."""
         outcome = shut_down(self.server)
-        self.store.close()
+        if not self.server.in_progress:  # a thread that outlived its cut connection would find it closed
+            self.store.close()
         return outcome
 
     def __enter__(self) -> Gateway:
