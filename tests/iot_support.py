@@ -106,32 +106,24 @@ def run_example(script: str, *args: str, env: dict[str, str] | None = None) -> s
     )
 
 
-def _default_sigint() -> None:
-    # A test run started in the background inherits an ignored SIGINT, and Python then keeps ignoring it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class GatewayProcess:
     """``examples/iot_gateway.py`` as a process; its banner says where it listens."""
 
     def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         command = [sys.executable, str(EXAMPLES / "iot_gateway.py"), "--config", str(config), "--verbose"]
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            preexec_fn=_default_sigint,  # noqa: PLW1509 - it takes no lock, it sets one signal disposition
-        )
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert self.process.stdout is not None
         banner = self.process.stdout.readline()
         match = re.search(r"listening on 127\.0\.0\.1:(\d+)", banner)
         assert match, f"no banner: {banner!r} {self.stop()}"
         self.port = int(match.group(1))
 
-    def stop(self, how: signal.Signals = signal.SIGINT) -> str:
-        """Stop it as an operator (Ctrl-C) or a service manager (SIGTERM) would; returns what it logged."""
+    def stop(self, how: signal.Signals = signal.SIGTERM) -> str:
+        """Stop it as a service manager would (the gateway treats SIGTERM as Ctrl-C); returns what it logged.
+
+        Not SIGINT by default: a test run started as a background job inherits an ignored SIGINT, and
+        Python then keeps ignoring it.
+        """
         self.process.send_signal(how)
         try:
             _, stderr = self.process.communicate(timeout=TIMEOUT)

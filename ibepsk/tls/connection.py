@@ -140,7 +140,8 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
 
     def _getMsg(self, expectedType: Any, secondaryType: Any = None, constructorType: Any = None) -> Iterator[Any]:
         """Hooks tlslite's message reader: the server sends decode_error for an empty PSK identity or binder,
-        where tlslite's own check raises AttributeError (patches/0010)."""
+        where tlslite's own check raises AttributeError (patches/0010). It runs before tlslite's other
+        pre_shared_key checks, so such a hello gets decode_error even if it breaks those too."""
         for result in super()._getMsg(expectedType, secondaryType, constructorType):
             if isinstance(result, ClientHello) and not self._client:
                 problem = empty_psk_entry(result)
@@ -148,7 +149,7 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
                     yield from self._sendError(AlertDescription.decode_error, problem)
             yield result
 
-    def _sendError(self, alertDescription: int, errorStr: str | None = None) -> Iterator[Any]:
+    def _sendError(self, alertDescription: int, errorStr: object = None) -> Iterator[Any]:
         """Hooks tlslite's fatal-alert sender: a ticket's or external PSK's binder that does not verify is
         decrypt_error (RFC 8446 §6.2), where tlslite's _serverTLS13Handshake says illegal_parameter (patches/0012)."""
         if alertDescription == AlertDescription.illegal_parameter and errorStr == _TLSLITE_BAD_BINDER:

@@ -22,7 +22,7 @@ from tlslite.messages import ClientHello
 from ..epochs import EpochError, EpochPeriod, current_identity, epoch_identity, parse_identity
 from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
 from ..keys import IdentityKey, TAPublicParams
-from .versions import TLS_1_2
+from .versions import TLS_1_2, TLS_1_3
 
 #: The PSK hash every IBE-PSK uses: its binder and the suite it allows.
 IBE_PSK_HASH = "sha256"
@@ -54,13 +54,15 @@ def first_ibe_identity(identities: Sequence[PskIdentityLike]) -> int | None:
 
 
 def empty_psk_entry(client_hello: ClientHello) -> str | None:
-    """What breaks RFC 8446 §4.2.11's lower vector bounds in a ClientHello's pre_shared_key, if anything.
+    """An empty identity or binder in a TLS 1.3 ClientHello's pre_shared_key, if any (a decode_error:
+    RFC 8446 §4.2.11 bounds them at 1 and 32 bytes; shorter non-empty binders fail verification).
 
-    tlslite-ng checks this itself but names a non-existent alert (patches/0010), so its server dies
-    with AttributeError instead of sending decode_error.
+    tlslite-ng makes the same check, for TLS 1.3 ClientHellos, but names a non-existent alert
+    (patches/0010), so its server dies with AttributeError instead of sending decode_error.
     """
     psks = client_hello.getExtension(ExtensionType.pre_shared_key)
-    if psks is None:
+    versions = client_hello.getExtension(ExtensionType.supported_versions)
+    if psks is None or versions is None or TLS_1_3 not in versions.versions:
         return None
     if any(not ident.identity for ident in psks.identities):
         return "empty identity in the pre_shared_key extension"

@@ -63,8 +63,9 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         identity to the current day or hour (``host|2026-11-27``), so that a
         captured first flight stops opening once its epoch is over.
         ``ibe_lean_client_hello``: when the client has no way to authenticate
-        the server but the IBE-PSK (no ``checker``), leave out of the
-        ClientHello the TLS 1.2 suites, all key shares but the first, and the
+        the server but the IBE-PSK (no ``checker``), send a TLS 1.3-only
+        ClientHello (its version and groups; the suites of the offered PSKs'
+        hashes), with one key share (x25519 if offered) and none of the
         extensions only certificate handshakes and TLS 1.2 use (default True).
         ``ibe_max_early_data``: the most 0-RTT data the client will send
         (``handshakeClientCert(early_data=…)``), default 2^14.
