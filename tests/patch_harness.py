@@ -10,6 +10,7 @@ from typing import Any
 
 from tlslite import HandshakeSettings, TLSConnection
 from tlslite.constants import AlertDescription
+from tlslite.messages import ClientHello
 
 TIMEOUT = 10
 
@@ -53,3 +54,15 @@ def server_handshake_outcome(
     outcome(lambda: client_class(client_sock).handshakeClientCert(settings=client_settings, **client_args))
     client_sock.close()
     return server_done()
+
+
+def client_mutating_hello(mutate: Callable[[ClientHello], None]) -> type[TLSConnection]:
+    """A client connection class that applies ``mutate`` to its ClientHello just before sending it."""
+
+    class MutatingClient(TLSConnection):  # type: ignore[misc]
+        def _sendMsg(self, msg: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(msg, ClientHello):
+                mutate(msg)
+            return super()._sendMsg(msg, *args, **kwargs)
+
+    return MutatingClient

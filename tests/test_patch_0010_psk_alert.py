@@ -9,19 +9,15 @@ from patch_support import patched_tlslite, run_python
 # Stock tlslite-ng only: a client sends an empty PSK identity (tlslite's client leaves out empty
 # identities, so it is emptied on the way out).
 SCENARIO = """
-    from tlslite import HandshakeSettings, TLSConnection
-    from tlslite.messages import ClientHello
-    from patch_harness import server_handshake_outcome
+    from tlslite import HandshakeSettings
+    from patch_harness import client_mutating_hello, server_handshake_outcome
 
-    class EmptyingClient(TLSConnection):
-        def _sendMsg(self, msg, *args, **kwargs):
-            if isinstance(msg, ClientHello):
-                msg.extensions[-1].identities[0].identity = bytearray()
-            return super()._sendMsg(msg, *args, **kwargs)
+    def empty_identity(hello):
+        hello.extensions[-1].identities[0].identity = bytearray()
 
     settings = HandshakeSettings()
     settings.pskConfigs = [(bytearray(b"id"), bytearray(32), "sha256")]
-    print(server_handshake_outcome(settings, settings, EmptyingClient))
+    print(server_handshake_outcome(settings, settings, client_mutating_hello(empty_identity)))
 """
 
 

@@ -8,19 +8,15 @@ from patch_support import patched_tlslite, run_python
 
 # Stock tlslite-ng only: a client whose external-PSK binder is flipped on the way out.
 SCENARIO = """
-    from tlslite import HandshakeSettings, TLSConnection
-    from tlslite.messages import ClientHello
-    from patch_harness import server_handshake_outcome
+    from tlslite import HandshakeSettings
+    from patch_harness import client_mutating_hello, server_handshake_outcome
 
-    class FlippingClient(TLSConnection):
-        def _sendMsg(self, msg, *args, **kwargs):
-            if isinstance(msg, ClientHello):
-                msg.extensions[-1].binders[0][0] ^= 1
-            return super()._sendMsg(msg, *args, **kwargs)
+    def flip_binder(hello):
+        hello.extensions[-1].binders[0][0] ^= 1
 
     settings = HandshakeSettings()
     settings.pskConfigs = [(bytearray(b"id"), bytearray(32), "sha256")]
-    print(server_handshake_outcome(settings, settings, FlippingClient))
+    print(server_handshake_outcome(settings, settings, client_mutating_hello(flip_binder)))
 """
 
 
