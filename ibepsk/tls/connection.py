@@ -52,11 +52,21 @@ def _external_identities(settings: Any) -> set[bytes]:
     return {bytes(config[0]) for config in settings.pskConfigs}
 
 
+def _config_hash(config: tuple[Any, ...]) -> str:
+    """The hash of a ``pskConfigs`` entry: its optional third element, SHA-256 by default (as in tlslite-ng)."""
+    return config[2] if len(config) > 2 else "sha256"
+
+
+def _suite_hash(cipher_suite: int) -> str:
+    """The hash of a TLS 1.3 suite, named as PSK hashes are."""
+    return "sha384" if cipher_suite in CipherSuite.sha384PrfSuites else "sha256"
+
+
 def offered_psk_hashes(settings: Any, session: Any) -> set[str]:
     """The hash of every PSK a ClientHello offers: each pskConfigs entry's (the IBE-PSK's too) and the ticket's."""
-    hashes = {config[2] if len(config) > 2 else IBE_PSK_HASH for config in settings.pskConfigs}
+    hashes = {_config_hash(config) for config in settings.pskConfigs}
     if session is not None and session.tickets:
-        hashes.add("sha384" if session.cipherSuite in CipherSuite.sha384PrfSuites else "sha256")
+        hashes.add(_suite_hash(session.cipherSuite))
     return hashes
 
 
@@ -233,12 +243,11 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         """Hooks tlslite's suite choice: with an IBE-PSK on offer prefer SHA-256 suites, as tlslite does for its own
         PSKs — unless the client also offers one of those, whose hash tlslite then prefers itself."""
         psks = client_hello.getExtension(ExtensionType.pre_shared_key)
-        external = _external_identities(settings)
         if (
             getattr(settings, "ibe_keyring", None)
             and psks
             and first_ibe_identity(psks.identities) is not None
-            and not any(bytes(ident.identity) in external for ident in psks.identities)
+            and not self._external_indexes(settings, client_hello)
         ):
             sha256_suites = CipherSuite.filter_for_prfs(cipher_suites, [IBE_PSK_HASH])
             if any(suite in client_hello.cipher_suites for suite in sha256_suites):
@@ -270,7 +279,7 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         psks = client_hello.getExtension(ExtensionType.pre_shared_key)
         if psks is None or not self._psk_mode_acceptable(settings, client_hello):
             return None if has_certificate else (AlertDescription.handshake_failure, "this server needs a PSK")
-        suite_hash = "sha384" if cipher_suite in CipherSuite.sha384PrfSuites else "sha256"
+        suite_hash = _suite_hash(cipher_suite)
         index = self._ibe_identity_to_open(settings, psks.identities, suite_hash)
         if index is not None:
             return self._open_ibe_identity(settings, keyring, client_hello, index, has_certificate)
@@ -330,7 +339,7 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
     def _known_psk_hash(self, settings: Any, identity: Any) -> str | None:
         for config in settings.pskConfigs:
             if config[0] == identity.identity:
-                return config[2] if len(config) > 2 else "sha256"
+                return _config_hash(config)
         match, _ticket = self._tryDecrypt(settings, identity)
         return match[2] if match else None
 
