@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from ibepsk.tls import KeySigner, TrustAnchors
 
 from pki import Issued, issue, make_ca
 from test_cli_ta import ibepsk
-from tls_support import TIMEOUT
+from tls_support import ListeningProcess
 
 GATEWAY_NAME = "gateway.example"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -106,28 +104,8 @@ def run_example(script: str, *args: str, env: dict[str, str] | None = None) -> s
     )
 
 
-class GatewayProcess:
-    """``examples/iot_gateway.py`` as a process; its banner says where it listens."""
+class GatewayProcess(ListeningProcess):
+    """``examples/iot_gateway.py`` as a process."""
 
     def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, str(EXAMPLES / "iot_gateway.py"), "--config", str(config), "--verbose"]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        assert self.process.stdout is not None
-        banner = self.process.stdout.readline()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", banner)
-        assert match, f"no banner: {banner!r} {self.stop()}"
-        self.port = int(match.group(1))
-
-    def stop(self, how: signal.Signals = signal.SIGTERM) -> str:
-        """Stop it as a service manager would (the gateway treats SIGTERM as Ctrl-C); returns what it logged.
-
-        Not SIGINT by default: a test run started as a background job inherits an ignored SIGINT, and
-        Python then keeps ignoring it.
-        """
-        self.process.send_signal(how)
-        try:
-            _, stderr = self.process.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, stderr = self.process.communicate()
-        return stderr
+        super().__init__([sys.executable, str(EXAMPLES / "iot_gateway.py"), "--config", str(config), "--verbose"], env)

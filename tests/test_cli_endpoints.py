@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from ibepsk.keys import TAMasterKey
 
 from pki import issue, make_ca
 from test_cli_ta import assert_one_line_error, ibepsk
-from tls_support import wait_for
+from tls_support import ListeningProcess, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +28,11 @@ def files(tmp_path_factory: pytest.TempPathFactory, ta: TAMasterKey) -> dict[str
     return paths
 
 
-class ServerProcess:
-    def __init__(self, *args: str) -> None:
-        command = [sys.executable, "-m", "ibepsk.cli", "serve", "--accept", "127.0.0.1:0", *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        banner = self.process.stdout.readline()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", banner)
-        assert match, f"no banner: {banner!r} {self.stop()}"
-        self.port = int(match.group(1))
+class ServerProcess(ListeningProcess):
+    """``ibepsk serve`` on an ephemeral port of 127.0.0.1."""
 
-    def stop(self) -> str:
-        self.process.terminate()
-        try:
-            _, stderr = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, stderr = self.process.communicate()
-        return stderr
+    def __init__(self, *args: str) -> None:
+        super().__init__([sys.executable, "-m", "ibepsk.cli", "serve", "--accept", "127.0.0.1:0", *args])
 
 
 def test_sigterm_lets_a_connection_in_progress_finish(files: dict[str, Path]) -> None:

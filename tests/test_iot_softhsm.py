@@ -8,7 +8,6 @@ the test process and cannot disturb the in-process PKCS#11 tests.
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,7 @@ def test_device_key_generated_in_the_token_answers_pha(tmp_path: Path, token_env
             "iot_device.py", "--config", str(config), "--readings", "2", "--interval", "0", env=token_environment
         )
     finally:
-        log = gateway.stop(signal.SIGTERM)
+        log = gateway.stop()
     assert wrong_pin.returncode == 1
     assert wrong_pin.stderr.splitlines() == [
         f"iot_device: error: token {TOKEN!r} rejected the user PIN: wrong PIN (CKR_PIN_INCORRECT)"

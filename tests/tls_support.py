@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -259,3 +261,32 @@ def converse(conn: TLSConnection, message: bytes = b"ping") -> bytes:
     """Write ``message`` and return the reply (the client answers certificate requests while reading)."""
     conn.write(message)
     return bytes(conn.read())
+
+
+# --- servers as processes --------------------------------------------------------------
+
+
+class ListeningProcess:
+    """A server run as a process; the first line it prints says where it listens on 127.0.0.1."""
+
+    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert self.process.stdout is not None
+        banner = self.process.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", banner)
+        assert match, f"no banner: {banner!r} {self.stop()}"
+        self.port = int(match.group(1))
+
+    def stop(self) -> str:
+        """Stop it as a service manager would (SIGTERM, which our servers treat as Ctrl-C); what it logged.
+
+        Not SIGINT: a test run started as a background job inherits an ignored SIGINT, and Python then
+        keeps ignoring it.
+        """
+        self.process.terminate()
+        try:
+            _, stderr = self.process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+        return stderr
