@@ -280,20 +280,14 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         if psks is None or not self._psk_mode_acceptable(settings, client_hello):
             return None if has_certificate else (AlertDescription.handshake_failure, "this server needs a PSK")
         suite_hash = _suite_hash(cipher_suite)
-        index = self._ibe_identity_to_open(settings, psks.identities, suite_hash)
+        index = first_ibe_identity(psks.identities) if suite_hash == IBE_PSK_HASH else None
+        # tlslite takes the first ticket or external PSK usable in this suite: if one comes before the
+        # IBE-PSK, or there is no usable IBE-PSK (slice [:None]: all of them), no pairing is spent.
+        if self._some_identity_resolves(settings, psks.identities[:index], suite_hash):
+            return None
         if index is not None:
             return self._open_ibe_identity(settings, keyring, client_hello, index, has_certificate)
-        if has_certificate or self._some_identity_resolves(settings, psks.identities, suite_hash):
-            return None  # a certificate, a ticket or an external PSK (e.g. a SHA-384 one) will do
-        return AlertDescription.unknown_psk_identity, "no usable IBE-PSK identity"
-
-    def _ibe_identity_to_open(self, settings: Any, identities: Any, suite_hash: str) -> int | None:
-        """The one identity worth a pairing: the first marked one, if the suite takes a SHA-256 PSK and no
-        ticket or external PSK usable in it comes before (tlslite would take that one)."""
-        index = first_ibe_identity(identities)
-        if index is None or suite_hash != IBE_PSK_HASH:
-            return None
-        return None if self._some_identity_resolves(settings, identities[:index], suite_hash) else index
+        return None if has_certificate else (AlertDescription.unknown_psk_identity, "no usable IBE-PSK identity")
 
     def _open_ibe_identity(
         self, settings: Any, keyring: IbeKeyring, client_hello: Any, index: int, has_certificate: bool
