@@ -18,6 +18,7 @@ from tlslite.errors import TLSError
 from . import keys
 from .epochs import EpochPeriod, epoch_identity
 from .ibe.errors import IbeError
+from .server import STOPPING_HELP
 
 MASTER_FILE = "master.key"
 PUBLIC_FILE = "public.pem"
@@ -236,7 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ibepsk", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_ta_commands(commands.add_parser("ta", help="Trusted Authority: keys and parameters"))
-    _add_serve_command(commands.add_parser("serve", help="TLS server, like openssl s_server"))
+    _add_serve_command(
+        commands.add_parser(
+            "serve",
+            help="TLS server, like openssl s_server",
+            description=f"TLS server, like openssl s_server. {STOPPING_HELP}",
+        )
+    )
     _add_connect_command(commands.add_parser("connect", help="TLS client, like openssl s_client"))
     demo = commands.add_parser(
         "demo", help="on loopback: IBE-PSK, 0-RTT and a refused replay, resumption, client authentication"

@@ -30,6 +30,11 @@ log = logging.getLogger("ibepsk.server")
 _ACCEPT_RETRY_SECONDS = 0.05
 #: How long a stopping server lets connections in progress finish before it cuts them off.
 SHUTDOWN_GRACE_SECONDS = 5.0
+#: What --help says about stopping a server.
+STOPPING_HELP = (
+    f"Ctrl-C or SIGTERM stops it: it stops listening and gives connections in progress "
+    f"{SHUTDOWN_GRACE_SECONDS:g} seconds to finish before cutting them off."
+)
 #: How long it then waits for the threads of the connections it cut to notice.
 _CUT_WAIT_SECONDS = 1.0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from tlslite.errors import TLSError
 
 from ..keys import KeyFileError
-from ..server import stop_on_sigterm
+from ..server import STOPPING_HELP, stop_on_sigterm
 from ..tls import Signer
 from ..tls.early_data import EarlyDataStatus
 from .config import DEFAULT_PIN_VARIABLE, ConfigError, Pkcs11Key, load_device_file, load_gateway_file
@@ -152,7 +152,9 @@ def _opened(signer: Signer) -> Iterator[Signer]:
 
 
 def gateway_parser(prog: str = "iot_gateway") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="IoT gateway: stores readings of authenticated devices")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f"IoT gateway: stores readings of authenticated devices. {STOPPING_HELP}"
+    )
     parser.add_argument("--config", required=True, metavar="FILE", help="gateway configuration (TOML)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     return parser
