@@ -55,7 +55,7 @@ def _master_path(ta: str) -> Path:
 
 
 def _ta_extract(args: argparse.Namespace) -> int:
-    master = keys.load_master_key(_master_path(args.ta))
+    master = keys.load_master_key(_master_path(args.master))
     output = Path(args.output)
     _refuse_existing([output], args.force)
     identity = _checked_identity(args.identity)
@@ -276,7 +276,11 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--psk-ke", action="store_true", help="also allow psk_ke (no (EC)DHE) when a client asks")
     serve.add_argument("--no-tickets", action="store_true", help="do not issue NewSessionTickets")
     serve.add_argument(
-        "--early-data", type=int, default=0, metavar="N", help="accept up to N bytes of 0-RTT data (default 0: refuse)"
+        "--max-early-data",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="accept up to BYTES of 0-RTT data (default 0: refuse)",
     )
     serve.add_argument(
         "--replay-store",
@@ -301,7 +305,7 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     )
     connect.add_argument("--send", metavar="TEXT", help=r"send TEXT (backslash escapes like \r\n are decoded)")
     connect.add_argument(
-        "--early", metavar="TEXT", help="send TEXT as 0-RTT data in the first flight (escapes decoded)"
+        "--send-early", metavar="TEXT", help="send TEXT as 0-RTT data in the first flight (escapes decoded)"
     )
     connect.add_argument("--wait", type=float, default=3.0, metavar="SECONDS", help="how long to wait for a reply")
     connect.add_argument("--psk-ke", action="store_true", help="offer psk_ke as well as psk_dhe_ke")
@@ -320,7 +324,9 @@ def _add_ta_commands(ta: argparse.ArgumentParser) -> None:
     init.set_defaults(handler=_ta_init)
 
     extract = sub.add_parser("extract", help="issue the identity key of IDENTITY")
-    extract.add_argument("--ta", required=True, help=f"TA directory (holding {MASTER_FILE}) or master key file")
+    extract.add_argument(
+        "--master", required=True, metavar="DIR|FILE", help=f"TA directory (holding {MASTER_FILE}) or master key file"
+    )
     extract.add_argument("identity", metavar="IDENTITY", help="identity string, e.g. the server's host name")
     extract.add_argument("-o", "--output", required=True, metavar="FILE", help="identity key file to write")
     extract.add_argument(

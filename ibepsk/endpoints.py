@@ -76,16 +76,16 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
     if not identity_keys and not args.cert:
         raise EndpointError("give at least one --ibe-key (or --cert/--key for certificate handshakes)")
     _check_cert_and_key(args)
-    if args.early_data < 0:
-        raise EndpointError("--early-data takes a number of bytes (0 to refuse early data)")
+    if args.max_early_data < 0:
+        raise EndpointError("--max-early-data takes a number of bytes (0 to refuse early data)")
     try:
-        store = open_replay_store(args.replay_store, DEFAULT_REPLAY_WINDOW_SECONDS) if args.early_data else None
+        store = open_replay_store(args.replay_store, DEFAULT_REPLAY_WINDOW_SECONDS) if args.max_early_data else None
         settings = server_settings(
             identity_keys,
             default_identity=args.default_identity,
             allow_psk_ke=args.psk_ke,
             tickets=not args.no_tickets,
-            accept_early_data=args.early_data,
+            accept_early_data=args.max_early_data,
             replay_store=store,
         )
     except (ValueError, ReplayStoreError) as exc:
@@ -206,7 +206,7 @@ def run_client(args: argparse.Namespace, host: str, port: int) -> int:
     session = None
     for attempt in range(2 if args.reconnect else 1):
         started = time.perf_counter()
-        early_data = _decode_text(args.early) if args.early and not attempt else None
+        early_data = _decode_text(args.send_early) if args.send_early and not attempt else None
         conn = connect(host, port, config, session=None if early_data else session, early_data=early_data)
         took_ms = (time.perf_counter() - started) * 1000
         label = "resumed connection" if attempt else "connection"

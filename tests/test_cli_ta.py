@@ -42,7 +42,7 @@ def test_init_writes_private_master_and_public(ta_dir: Path) -> None:
 
 def test_extract_and_show(ta_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "gw.key"
-    result = ibepsk("ta", "extract", "--ta", str(ta_dir), "gw.example", "-o", str(out))
+    result = ibepsk("ta", "extract", "--master", str(ta_dir), "gw.example", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     shown = ibepsk("ta", "show", str(out), "--ta", str(ta_dir / "public.pem"))
@@ -68,9 +68,9 @@ def test_init_refuses_to_overwrite(ta_dir: Path) -> None:
 def test_extract_refuses_to_overwrite(ta_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "existing.key"
     out.write_text("keep me")
-    assert_one_line_error(ibepsk("ta", "extract", "--ta", str(ta_dir), "x", "-o", str(out)), "already exists")
+    assert_one_line_error(ibepsk("ta", "extract", "--master", str(ta_dir), "x", "-o", str(out)), "already exists")
     assert out.read_text() == "keep me"
-    assert ibepsk("ta", "extract", "--ta", str(ta_dir), "x", "-o", str(out), "--force").returncode == 0
+    assert ibepsk("ta", "extract", "--master", str(ta_dir), "x", "-o", str(out), "--force").returncode == 0
 
 
 def test_import_tiiger_demo_keys(tmp_path: Path, vectors: dict[str, Any]) -> None:
@@ -106,11 +106,11 @@ def test_bad_files_give_one_line(tmp_path: Path, content: str | None, fragment: 
     if content is not None:
         path.write_bytes(content.encode("latin-1"))
     assert_one_line_error(ibepsk("ta", "show", str(path)), fragment)
-    assert_one_line_error(ibepsk("ta", "extract", "--ta", str(path), "x", "-o", str(tmp_path / "o")), fragment)
+    assert_one_line_error(ibepsk("ta", "extract", "--master", str(path), "x", "-o", str(tmp_path / "o")), fragment)
 
 
 def test_wrong_type_for_extract(ta_dir: Path, tmp_path: Path) -> None:
-    result = ibepsk("ta", "extract", "--ta", str(ta_dir / "public.pem"), "x", "-o", str(tmp_path / "o"))
+    result = ibepsk("ta", "extract", "--master", str(ta_dir / "public.pem"), "x", "-o", str(tmp_path / "o"))
     assert_one_line_error(result, "expected a TA master secret")
 
 
@@ -118,14 +118,14 @@ def test_wrong_type_for_extract(ta_dir: Path, tmp_path: Path) -> None:
 def test_unwritable_directory(ta_dir: Path, tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    assert_one_line_error(ibepsk("ta", "extract", "--ta", str(ta_dir), "x", "-o", str(locked / "o")), "ermission")
+    assert_one_line_error(ibepsk("ta", "extract", "--master", str(ta_dir), "x", "-o", str(locked / "o")), "ermission")
 
 
 def test_unwritable_location(ta_dir: Path, tmp_path: Path) -> None:
     # Works as root too: a regular file cannot be a directory.
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert_one_line_error(ibepsk("ta", "extract", "--ta", str(ta_dir), "x", "-o", str(blocker / "o")), "")
+    assert_one_line_error(ibepsk("ta", "extract", "--master", str(ta_dir), "x", "-o", str(blocker / "o")), "")
 
 
 def test_bad_hex_and_bad_identity(tmp_path: Path) -> None:
@@ -144,5 +144,5 @@ def test_import_refuses_an_identity_that_names_another_path(tmp_path: Path, vect
 
 
 def test_at_needs_epoch(ta_dir: Path, tmp_path: Path) -> None:
-    result = ibepsk("ta", "extract", "--ta", str(ta_dir), "gw", "--at", "2026-11-27", "-o", str(tmp_path / "k"))
+    result = ibepsk("ta", "extract", "--master", str(ta_dir), "gw", "--at", "2026-11-27", "-o", str(tmp_path / "k"))
     assert_one_line_error(result, "--at only makes sense with --epoch")

@@ -34,7 +34,7 @@ def tiiger_key_file(directory: Path, vectors: dict[str, Any]) -> Path:
 
 
 def fleet_member(key: Path, redis_url: str) -> ServerProcess:
-    return ServerProcess("--ibe-key", str(key), "--early-data", "4096", "--replay-store", redis_url, "--www")
+    return ServerProcess("--ibe-key", str(key), "--max-early-data", "4096", "--replay-store", redis_url, "--www")
 
 
 def send_first_flight(port: int, flight: bytes) -> None:
@@ -80,7 +80,7 @@ def test_redis_down_refuses_early_data_and_still_serves(
         redis_server.stop()
         result = ibepsk(
             "connect", f"127.0.0.1:{server.port}", "--ta", str(public), "--identity", "localhost",
-            "--early", r"GET / HTTP/1.0\r\n\r\n",
+            "--send-early", r"GET / HTTP/1.0\r\n\r\n",
         )  # fmt: skip
     finally:
         log = server.stop()

@@ -76,10 +76,10 @@ def test_ta_extract_with_epoch(tmp_path: Path) -> None:
     assert ibepsk("ta", "init", str(tmp_path / "ta")).returncode == 0
     out = tmp_path / "gw.key"
     result = ibepsk(
-        "ta", "extract", "--ta", str(tmp_path / "ta"), "gw.example", "--epoch", "hour",
+        "ta", "extract", "--master", str(tmp_path / "ta"), "gw.example", "--epoch", "hour",
         "--at", "2026-11-27T13:45:00+00:00", "-o", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert read_key_file(out).identity == "gw.example|2026-11-27T13"  # type: ignore[union-attr]
-    bad = ibepsk("ta", "extract", "--ta", str(tmp_path / "ta"), "gw", "--epoch", "day", "--at", "soon", "-o", "x")
+    bad = ibepsk("ta", "extract", "--master", str(tmp_path / "ta"), "gw", "--epoch", "day", "--at", "soon", "-o", "x")
     assert bad.returncode != 0 and "cannot bind 'gw' to an epoch" in bad.stderr
