@@ -5,7 +5,9 @@ identity key can open the PSK) but says nothing about the client. The server
 asks for a certificate afterwards, whenever it needs to know who is there.
 
 Server: ``settings.client_auth_anchors``, then ``conn.request_client_auth()``
-and ``conn.wait_for_client_auth()``; the result is ``conn.client_auth``.
+and ``conn.wait_for_client_auth()``; the result is ``conn.client_auth``. The same
+anchors validate a certificate requested inside a TLS 1.3 certificate handshake
+(``handshakeServer(reqCert=True)``), which tlslite-ng accepts unchecked.
 Client: ``settings.client_auth_signer`` (any :class:`~ibepsk.tls.signer.Signer`)
 or the certChain/privateKey given to ``handshakeClientCert``.
 
