@@ -20,8 +20,8 @@ from tlslite.constants import AlertDescription
 
 from ibepsk import keys
 from ibepsk.keys import TAMasterKey
-from ibepsk.tls import ClientCertificateError, TrustAnchors
-from ibepsk.tls.certs import ClientCertProfile, load_certificates
+from ibepsk.tls import ClientCertificateError, ClientCertProfile, TrustAnchors
+from ibepsk.tls.certs import load_certificates
 
 from pki import issue, make_ca
 from test_cli_endpoints import ServerProcess

@@ -99,6 +99,9 @@ def _allows_signing(policy: Policy, certificate: x509.Certificate, usage: x509.K
         raise ValueError(f"the keyUsage of '{_name(certificate)}' does not allow digitalSignature")
 
 
+#: How cryptography's message quotes a ValueError raised by the rules above.
+_WRAPPED_RULE_PREFIX = "Python extension validator failed: ValueError: "
+
 _OPENSSL_CA_POLICY = (
     ExtensionPolicy.permit_all()
     # cryptography insists on basicConstraints in CAs and checks cA and pathLenConstraint itself.
@@ -209,7 +212,7 @@ class TrustAnchors:
             )
         return ClientCertificateError(
             AlertDescription.bad_certificate,
-            f"client certificate does not validate under the {self.client_profile} profile: {exc}",
+            f"client certificate does not validate under the {self.client_profile} profile: {_verifier_message(exc)}",
         )
 
     def _reaches_anchor(self, chain: Sequence[x509.Certificate]) -> bool:
@@ -225,6 +228,11 @@ class TrustAnchors:
                 return False
             unused.remove(issuer)
             current = issuer
+
+
+def _verifier_message(exc: VerificationError) -> str:
+    # cryptography wraps what our extension rules raise; their message says it all.
+    return str(exc).replace(_WRAPPED_RULE_PREFIX, "")
 
 
 def _no_chain_reason(leaf: x509.Certificate) -> str:
