@@ -143,6 +143,17 @@ def test_webpki_profile_refuses_what_the_openssl_profile_accepts(pki: OpenSslPki
     assert "under the webpki profile" in raised.value.reason
 
 
+def test_an_untrusted_self_signed_certificate_is_unknown_ca_for_the_real_reason(pki: OpenSslPki) -> None:
+    # cryptography's verifier objects first to CA:TRUE in a leaf; the reason goes with the alert.
+    strict = TrustAnchors([pki.certificate("ca")], client_profile=ClientCertProfile.WEBPKI)
+    with pytest.raises(ClientCertificateError) as raised:
+        strict.verify_client([pki.certificate("pinned")])
+    assert raised.value.alert == AlertDescription.unknown_ca
+    assert raised.value.reason == (
+        "no chain to a trust anchor: 'CN=tiiger-client' is self-signed and not one of the trust anchors"
+    )
+
+
 def test_a_ca_whose_keyusage_forbids_certificate_signing_is_refused(pki: OpenSslPki) -> None:
     with pytest.raises(ClientCertificateError) as raised:
         TrustAnchors([pki.certificate("signing-ca")]).verify_client([pki.certificate("under-signing-ca")])
