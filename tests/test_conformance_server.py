@@ -1,12 +1,16 @@
 """Server conformance found by a TLS test suite (issue 10, server items 4-6), over real sockets.
 
 4. A ClientHello with early_data that negotiates TLS 1.2, or settings that exclude the 0-RTT suite.
+5. A ticket or external PSK offered in a key exchange mode the server does not allow (RFC 8446 §4.2.9).
+6. No usable PSK, a server certificate, and a ClientHello without what a certificate handshake needs.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +32,11 @@ from ibepsk.tls.replay import MemoryReplayStore
 from pki import Issued, issue, make_ca
 from tls_support import (
     TIMEOUT,
+    alert_description,
+    capture_client_hello,
     exchange,
     running_server,
+    send_and_read_first_record,
 )
 
 EXTERNAL_PSK = (bytearray(b"device-7"), bytearray(range(32)), "sha256")
@@ -151,3 +158,120 @@ def test_early_data_still_prefers_its_suite(ta: TAMasterKey) -> None:
         outcome = conn.getCipherName(), conn.early_data_status
         conn.close()
     assert outcome == ("aes128gcm", EarlyDataStatus.ACCEPTED)
+
+
+# --- 5. a PSK offered in a mode the server does not allow -----------------------------------------
+
+
+def certificate_and_ticket_server() -> HandshakeSettings:
+    settings = HandshakeSettings()  # psk_modes: ["psk_dhe_ke"]
+    settings.ticketKeys = [bytearray(32)]
+    return settings
+
+
+def test_ticket_offered_for_psk_ke_only_gets_a_certificate_handshake(ca: Issued, server_cert: Issued) -> None:
+    with running_server(certificate_and_ticket_server(), cert=server_cert) as (server, observed):
+        first = exchange(server, checked_config(ca))
+        assert first.session.tickets, "the server must have issued a ticket"
+        second = exchange(server, checked_config(ca, psk_modes=["psk_ke"]), session=first.session)
+    assert (second.mode, second.resumed) == (HandshakeMode.CERTIFICATE, False)
+    assert observed.connections[1]["mode"] == HandshakeMode.CERTIFICATE
+
+
+def test_external_psk_offered_for_psk_ke_only_gets_a_certificate_handshake(ca: Issued, server_cert: Issued) -> None:
+    settings = HandshakeSettings()
+    settings.pskConfigs = [EXTERNAL_PSK]
+    with running_server(settings, cert=server_cert) as (server, observed):
+        refused = exchange(server, checked_config(ca, pskConfigs=[EXTERNAL_PSK], psk_modes=["psk_ke"]))
+        allowed = exchange(server, checked_config(ca, pskConfigs=[EXTERNAL_PSK]))
+    assert refused.mode == HandshakeMode.CERTIFICATE
+    assert observed.connections[0]["mode"] == HandshakeMode.CERTIFICATE
+    assert allowed.mode == HandshakeMode.EXTERNAL_PSK, "the same PSK in an allowed mode is used"
+
+
+def test_ibe_psk_offered_for_psk_ke_only_gets_a_certificate_handshake(
+    ta: TAMasterKey, ca: Issued, server_cert: Issued
+) -> None:
+    settings = HandshakeSettings()
+    settings.ibe_keyring = IbeKeyring([ta.extract("localhost")])
+    config = ibe_config(ta, psk_modes=["psk_ke"])
+    config.checker = ServerCertificateChecker(TrustAnchors([ca.certificate]), "localhost")
+    with running_server(settings, cert=server_cert) as (server, _):
+        assert exchange(server, config).mode == HandshakeMode.CERTIFICATE
+    assert settings.ibe_keyring is not None and settings.ibe_keyring.decapsulations == 0
+
+
+def test_psk_ke_only_to_a_server_without_certificate_gets_handshake_failure(ca: Issued) -> None:
+    settings = HandshakeSettings()
+    settings.pskConfigs = [EXTERNAL_PSK]
+    with running_server(settings) as (server, _):
+        with pytest.raises(TLSRemoteAlert) as raised:
+            exchange(server, checked_config(ca, pskConfigs=[EXTERNAL_PSK], psk_modes=["psk_ke"]))
+    assert raised.value.description == AlertDescription.handshake_failure
+
+
+# --- 6. no usable PSK, and a ClientHello a certificate handshake cannot answer --------------------
+
+
+def test_unopened_ibe_psk_without_signature_algorithms_gets_missing_extension(
+    ta: TAMasterKey, server_cert: Issued, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = HandshakeSettings()
+    settings.ibe_keyring = IbeKeyring([ta.extract("localhost")])
+    # Encapsulated to another TA's "localhost": it does not open. Lean, like TiigerTLS's: no signature_algorithms.
+    stranger = capture_client_hello(ibe_config(TAMasterKey.generate()).settings, "localhost")
+    assert stranger.hello.getExtension(ExtensionType.signature_algorithms) is None
+    with (
+        caplog.at_level(logging.INFO, logger="ibepsk.server"),
+        running_server(settings, cert=server_cert) as (server, _),
+    ):
+        record = send_and_read_first_record(server.address, stranger.resign())
+        assert alert_description(record) == AlertDescription.missing_extension
+        assert exchange(server, ibe_config(ta)).mode == HandshakeMode.IBE_PSK
+    failures = [r for r in caplog.records if "handshake failed" in r.getMessage()]
+    assert len(failures) == 1 and not failures[0].exc_info
+    assert "missing_extension" in failures[0].getMessage() and "signature_algorithms" in failures[0].getMessage()
+
+
+def test_lean_ibe_hello_to_a_certificate_only_server_gets_what_openssl_sends(
+    openssl: str,  # noqa: F811 - the fixture imported above
+    ta: TAMasterKey,
+    ca: Issued,
+    server_cert: Issued,
+    tmp_path: Path,
+) -> None:
+    lean = capture_client_hello(ibe_config(ta).settings, "localhost").resign()
+    s_server = SServer(openssl, ca, tmp_path)
+    try:
+        theirs = send_and_read_first_record(("127.0.0.1", s_server.port), lean)
+    finally:
+        s_server.stop()
+    with running_server(HandshakeSettings(), cert=server_cert) as (server, _):
+        ours = send_and_read_first_record(server.address, lean)
+    assert alert_description(ours) == alert_description(theirs) == AlertDescription.missing_extension
+
+
+@pytest.mark.parametrize(
+    ("modes", "psk", "dropped"),
+    [
+        pytest.param(
+            ["psk_dhe_ke", "psk_ke"],
+            UNKNOWN_PSK,
+            ("signature_algorithms", "signature_algorithms_cert"),
+            id="unknown-psk",
+        ),
+        # a known PSK, but for psk_ke only, which the server does not allow: no key share for a certificate handshake
+        pytest.param(["psk_ke"], EXTERNAL_PSK, ("key_share",), id="psk-ke-without-key-share"),
+    ],
+)
+def test_no_usable_psk_and_no_certificate_handshake_gets_missing_extension(
+    server_cert: Issued, modes: list[str], psk: tuple[bytearray, bytearray, str], dropped: tuple[str, ...]
+) -> None:
+    settings = HandshakeSettings()
+    settings.pskConfigs = [EXTERNAL_PSK]
+    client = StockSettings()
+    client.pskConfigs, client.psk_modes = [psk], modes
+    with running_server(settings, cert=server_cert) as (server, _):
+        with pytest.raises(TLSRemoteAlert) as raised:
+            stock_handshake(server.address, client, without_extensions(*dropped))
+    assert raised.value.description == AlertDescription.missing_extension
