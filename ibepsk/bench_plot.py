@@ -15,11 +15,11 @@ class PlotError(Exception):
 
 def check_plotting(path: Path) -> None:
     """Raise PlotError unless matplotlib is there and ``path`` can name a new PNG."""
-    _pyplot()
     if path.is_dir():
         raise PlotError(f"--plot {path}: is a directory (give the PNG file's name)")
     if not path.resolve().parent.is_dir():
         raise PlotError(f"--plot {path}: no such directory {path.parent}")
+    _pyplot()
 
 
 def _pyplot() -> Any:  # matplotlib.pyplot (untyped)
