@@ -269,7 +269,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return _wrap(text, width)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, []) or "(default" in (action.help or ""):
+        says_nothing = action.default is None or action.default is False or action.default == []  # not 0 == False
+        if says_nothing or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -299,15 +300,24 @@ def _add_command(commands: Commands[Parser], name: str, summary: str, descriptio
 
 def _version() -> str:
     """The installed distribution's version; from a source tree that is not installed, its pyproject.toml."""
+    version = _distribution_version("ibepsk") or _source_tree_version()
+    tlslite = _distribution_version("tlslite-ng") or "unknown"
+    return f"ibepsk {version} (tlslite-ng {tlslite}, Python {sys.version.split()[0]})"
+
+
+def _distribution_version(name: str) -> str | None:
     try:
-        version = importlib.metadata.version("ibepsk")
+        return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-        try:
-            version = str(tomllib.loads(pyproject.read_text())["project"]["version"])
-        except (OSError, KeyError, tomllib.TOMLDecodeError):
-            version = "unknown"
-    return f"ibepsk {version} (tlslite-ng {importlib.metadata.version('tlslite-ng')}, Python {sys.version.split()[0]})"
+        return None
+
+
+def _source_tree_version() -> str:
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
 
 
 # Argument types: a bad value is refused while parsing, with argparse's one-line usage error.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -28,23 +27,23 @@ def test_bench_suite_runs(arguments: tuple[str, ...], expected: str) -> None:
 
 
 @pytest.fixture()
-def without_matplotlib(tmp_path: Path) -> dict[str, str]:
-    """An environment where ``import matplotlib`` fails, whether or not it is installed."""
-    shadow = tmp_path / "shadow" / "matplotlib"
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'matplotlib'\")\n")
-    return {"PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])}
+def without_matplotlib(tmp_path: Path) -> Path:
+    """A directory to run in where ``import matplotlib`` fails, installed or not (``python -m`` puts it first)."""
+    shadow = tmp_path / "shadow"
+    (shadow / "matplotlib").mkdir(parents=True)
+    (shadow / "matplotlib" / "__init__.py").write_text("raise ImportError(\"No module named 'matplotlib'\")\n")
+    return shadow
 
 
 @pytest.mark.parametrize("suite", ["tls", "all"])
 def test_plot_without_matplotlib_is_refused_before_running(
-    tmp_path: Path, without_matplotlib: dict[str, str], suite: str
+    tmp_path: Path, without_matplotlib: Path, suite: str
 ) -> None:
-    result = ibepsk("bench", suite, "--plot", str(tmp_path / "out.png"), env=without_matplotlib, timeout=30)
+    result = ibepsk("bench", suite, "--plot", str(tmp_path / "out.png"), cwd=without_matplotlib)
     assert_one_line_error(result, "--plot needs matplotlib (pip install 'ibepsk[plot]')")
     assert result.stdout == "", "nothing ran"
 
 
 def test_plot_into_a_directory_is_refused_before_running(tmp_path: Path) -> None:
-    result = ibepsk("bench", "tls", "--plot", str(tmp_path), timeout=30)
+    result = ibepsk("bench", "tls", "--plot", str(tmp_path))
     assert_one_line_error(result, "is a directory")

@@ -13,18 +13,9 @@ from typing import Any
 import pytest
 
 
-def ibepsk(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """``python -m ibepsk.cli ARGS``; ``env`` is added to this process's environment."""
-    environment = {**os.environ, **env} if env else None
+def ibepsk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ibepsk.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        timeout=timeout,
+        [sys.executable, "-m", "ibepsk.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=60
     )
 
 
@@ -37,6 +28,14 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: st
     assert fragment in lines[0], lines[0]
 
 
+@pytest.fixture(scope="module")
+def ta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("ta")
+    result = ibepsk("ta", "init", str(directory))
+    assert result.returncode == 0, result.stderr
+    return directory
+
+
 def assert_usage_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
     """argparse's own refusal while parsing: the usage, then one ``ibepsk ...: error: ...`` line, exit 2."""
     assert result.returncode == 2, result.stderr
@@ -44,14 +43,6 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], fragment: str) 
     last = result.stderr.strip().splitlines()[-1]
     assert re.match(r"ibepsk( [a-z-]+)*: error: ", last), result.stderr
     assert fragment in last, last
-
-
-@pytest.fixture(scope="module")
-def ta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("ta")
-    result = ibepsk("ta", "init", str(directory))
-    assert result.returncode == 0, result.stderr
-    return directory
 
 
 def test_init_writes_private_master_and_public(ta_dir: Path) -> None:
