@@ -16,6 +16,7 @@ from test_cli_ta import assert_one_line_error, ibepsk
         (("wire",), "web-like chain"),
         (("zero-rtt", "--runs", "1", "--delay-ms", "5"), "0-RTT saves"),
         (("tls", "--runs", "1", "--capacity-seconds", "0.3"), "server capacity"),
+        (("iot", "--runs", "1", "--delay-ms", "5"), "peak RSS"),
     ],
 )
 def test_bench_suite_runs(arguments: tuple[str, ...], expected: str) -> None:
