@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .bench_tls import TlsBenchmark
 
 
-def plot_tls_benchmark(result: TlsBenchmark, path: Path) -> None:
+class PlotError(Exception):
+    """The plot cannot be drawn: said before the benchmark runs."""
+
+
+def check_plotting(path: Path) -> None:
+    """Raise PlotError unless matplotlib is there and ``path`` can name a new PNG."""
+    if path.is_dir():
+        raise PlotError(f"--plot {path}: is a directory (give the PNG file's name)")
+    if not path.resolve().parent.is_dir():
+        raise PlotError(f"--plot {path}: no such directory {path.parent}")
+    _pyplot()
+
+
+def _pyplot() -> Any:  # matplotlib.pyplot (untyped)
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise RuntimeError("--plot needs matplotlib (pip install 'ibepsk[plot]')") from exc
+        import matplotlib.pyplot
+    except ImportError:
+        raise PlotError("--plot needs matplotlib (pip install 'ibepsk[plot]')") from None
+    return matplotlib.pyplot
+
+
+def plot_tls_benchmark(result: TlsBenchmark, path: Path) -> None:
+    plt = _pyplot()
     names = [row.scenario for row in result.handshakes]
     series = {
         "ibepsk": [row.ibepsk.total_ms for row in result.handshakes],

@@ -408,12 +408,14 @@ def measure_capacity(material: Material, concurrency: tuple[int, ...], seconds: 
     keys.write_key_file(key_file, material.ta.extract(SERVER_NAME), force=True)
     keys.write_key_file(public_file, material.ta.public, force=True)
     command = [sys.executable, "-m", "ibepsk.cli", "serve", "--accept", "127.0.0.1:0", "--quiet", "--no-tickets"]
-    server = subprocess.Popen([*command, "--ibe-key", str(key_file)], stdout=subprocess.PIPE, text=True)
+    log_file = material.files / "serve.log"  # its log stays out of the report; shown only if it fails to start
+    with log_file.open("w") as log:
+        server = subprocess.Popen([*command, "--ibe-key", str(key_file)], stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         assert server.stdout is not None
         banner = re.search(r"listening on [\d.]+:(\d+)", server.stdout.readline())
         if banner is None:
-            raise RuntimeError("ibepsk serve did not start")
+            raise RuntimeError(f"ibepsk serve did not start: {log_file.read_text().strip()}")
         port = int(banner.group(1))
         return [_capacity_at(port, material, clients, seconds, server.pid) for clients in concurrency]
     finally:
@@ -472,7 +474,7 @@ def _verdict(value: float, target: float | None) -> str:
 
 
 def print_tls_benchmark(result: TlsBenchmark, runs: int) -> None:
-    print(f"ibepsk bench tls — {machine_line()}; pairing backend {get_backend().name}; OpenSSL {ssl.OPENSSL_VERSION}")
+    print(f"ibepsk bench tls — {machine_line()}; pairing backend {get_backend().name}; {ssl.OPENSSL_VERSION}")
     print(f"\nhandshake CPU, client + server (server), ms: median of {runs}; 'stock' = tlslite-ng without acceleration")
     print(f"{'handshake':36} {'ibepsk':>16} {'stock tlslite-ng':>17} {'ssl (OpenSSL)':>16} {'x faster':>9}")
     for row in result.handshakes:

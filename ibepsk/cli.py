@@ -1,4 +1,4 @@
-"""The ``ibepsk`` command line: TA key management, benchmarks, and TLS endpoints.
+"""The ibepsk command line: TA key management, TLS endpoints, and benchmarks.
 
 Every expected failure (bad file, bad argument, existing output) ends in one
 line on stderr and a non-zero exit; tracebacks are for bugs only.
@@ -7,11 +7,16 @@ line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import math
 import sys
+import textwrap
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tlslite.errors import TLSError
 
@@ -23,6 +28,7 @@ from .tls.certs import ClientCertProfile
 
 MASTER_FILE = "master.key"
 PUBLIC_FILE = "public.pem"
+DEFAULT_REPLAY_STORE = "memory"
 
 EXIT_FAILURE = 1
 
@@ -38,7 +44,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _ta_init(args: argparse.Namespace) -> int:
-    directory = Path(args.dir)
+    directory = _output_directory(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
     targets = [directory / MASTER_FILE, directory / PUBLIC_FILE]
     _refuse_existing(targets, args.force)
@@ -59,7 +65,7 @@ def _ta_extract(args: argparse.Namespace) -> int:
     master = keys.load_master_key(_master_path(args.master))
     output = Path(args.output)
     _refuse_existing([output], args.force)
-    identity = _checked_identity(args.identity)
+    identity = args.identity
     if args.at and not args.epoch:
         raise CliError("--at only makes sense with --epoch")
     if args.epoch:
@@ -80,15 +86,14 @@ def _ta_show(args: argparse.Namespace) -> int:
 
 
 def _ta_import(args: argparse.Namespace) -> int:
-    directory = Path(args.output)
+    directory = _output_directory(args.output)
     public = keys.TAPublicParams.from_bytes(_hex_arg(args.public_hex, "--public-hex"))
     writes: list[tuple[Path, keys.KeyObject]] = [(directory / PUBLIC_FILE, public)]
     if (args.identity_key_hex is None) != (args.identity is None):
         raise CliError("--identity-key-hex and --identity go together")
     if args.identity is not None:
-        identity = _checked_identity(args.identity)
-        key = keys.IdentityKey.from_bytes(identity, _hex_arg(args.identity_key_hex, "--identity-key-hex"), public)
-        writes.append((directory / _key_file_name(identity), key))
+        key = keys.IdentityKey.from_bytes(args.identity, _hex_arg(args.identity_key_hex, "--identity-key-hex"), public)
+        writes.append((directory / _key_file_name(args.identity), key))
     _refuse_existing([path for path, _ in writes], args.force)
     directory.mkdir(parents=True, exist_ok=True)
     for path, obj in writes:
@@ -107,13 +112,6 @@ def _epoch_bound(host: str, period: str, at: str | None) -> str:
         raise CliError(f"cannot bind {host!r} to an epoch: {exc}") from None
 
 
-def _checked_identity(identity: str) -> str:
-    try:
-        return keys.validate_identity(identity)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
 def _key_file_name(identity: str) -> str:
     """IDENTITY.key in the output directory: an identity that would name a path elsewhere is refused."""
     if "/" in identity or "\\" in identity or identity.startswith("."):
@@ -128,12 +126,19 @@ def _hex_arg(value: str, option: str) -> bytes:
         raise CliError(f"{option} is not a hex string") from None
 
 
+def _output_directory(name: str) -> Path:
+    directory = Path(name)
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"{directory}: not a directory")
+    return directory
+
+
 def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
     # Checked for every output before writing any, so a refusal changes nothing on disk.
-    if force:
-        return
     for path in paths:
-        if path.exists():
+        if path.is_dir():
+            raise CliError(f"{path}: is a directory (give the key file's name)")
+        if path.exists() and not force:
             raise CliError(f"{path} already exists (use --force to overwrite)")
 
 
@@ -156,6 +161,10 @@ def _parse_hostport(value: str, default_host: str = "127.0.0.1") -> tuple[str, i
 def _serve(args: argparse.Namespace) -> int:
     from .endpoints import run_server
 
+    if args.replay_store is None:
+        args.replay_store = DEFAULT_REPLAY_STORE
+    elif not args.max_early_data:
+        print("ibepsk: warning: --replay-store has no effect without --max-early-data", file=sys.stderr)
     host, port = _parse_hostport(args.accept)
     return run_server(args, host, port)
 
@@ -186,8 +195,20 @@ def _bench_ibe(args: argparse.Namespace) -> int:
 def _bench_tls(args: argparse.Namespace) -> int:
     from .bench_tls import bench_tls
 
+    _check_plotting(args.plot)
     bench_tls(runs=args.runs, capacity_seconds=args.capacity_seconds, plot=args.plot)
     return 0
+
+
+def _check_plotting(plot: Path | None) -> None:
+    """Before a benchmark runs for minutes, not after: can it draw the plot it was asked for?"""
+    from .bench_plot import PlotError, check_plotting
+
+    if plot is not None:
+        try:
+            check_plotting(plot)
+        except PlotError as exc:
+            raise CliError(str(exc)) from None
 
 
 def _bench_wire(args: argparse.Namespace) -> int:
@@ -217,6 +238,7 @@ def _bench_all(args: argparse.Namespace) -> int:
     from .bench_wire import bench_wire
     from .iot.bench import bench_iot
 
+    _check_plotting(args.plot)
     started = time.monotonic()
     for run in (
         lambda: bench_ibe(backend_name=None, iterations=50, runs=5),
@@ -234,23 +256,194 @@ def _bench_all(args: argparse.Namespace) -> int:
 # --- the parser -------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ibepsk", description=__doc__.splitlines()[0])
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each paragraph of a description wrapped on its own; an option's default shown when it says something.
+
+    No "(default: None)" for options without one, nor a second default after a help text that names its own.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = (_wrap(part, width, indent) for part in text.split("\n\n"))
+        return "\n\n".join("\n".join(lines) for lines in paragraphs)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return _wrap(text, width)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        says_nothing = action.default is None or action.default is False or action.default == []  # not 0 == False
+        if says_nothing or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _wrap(text: str, width: int, indent: str = "") -> list[str]:
+    # Never at a hyphen: option names like --max-early-data stay whole.
+    return textwrap.wrap(
+        " ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+    )
+
+
+class Parser(argparse.ArgumentParser):
+    """Every ibepsk (sub)command parser: subparsers are made of this class, so they share the formatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+Commands = argparse._SubParsersAction  # the type add_subparsers returns (argparse gives it no public name)
+
+
+def _add_command(commands: Commands[Parser], name: str, summary: str, description: str) -> Parser:
+    """A subcommand: ``summary`` for the list of commands, ``description`` (paragraphs) for its own --help."""
+    return commands.add_parser(name, help=summary, description=textwrap.dedent(description).strip())
+
+
+def _version() -> str:
+    """The installed distribution's version; from a source tree that is not installed, its pyproject.toml."""
+    version = _distribution_version("ibepsk") or _source_tree_version()
+    tlslite = _distribution_version("tlslite-ng") or "unknown"
+    return f"ibepsk {version} (tlslite-ng {tlslite}, Python {sys.version.split()[0]})"
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _source_tree_version() -> str:
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+# Argument types: a bad value is refused while parsing, with argparse's one-line usage error.
+
+
+def _non_negative_int(text: str) -> int:
+    return _number(text, int, "a whole number, 0 or more", lambda value: value >= 0)
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, "a whole number, 1 or more", lambda value: value >= 1)
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, float, "a number, 0 or more", lambda value: value >= 0)
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, "a number greater than 0", lambda value: value > 0)
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(text: str, kind: type[_N], wanted: str, acceptable: Callable[[_N], bool]) -> _N:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {wanted}, not {text!r}") from None
+    if not math.isfinite(value) or not acceptable(value):
+        raise argparse.ArgumentTypeError(f"expected {wanted}, not {text!r}")
+    return value
+
+
+def _identity(text: str) -> str:
+    try:
+        return keys.validate_identity(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _directory(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("the directory name is empty")
+    return text
+
+
+def _escaped_text(text: str) -> str:
+    """Checks the escapes now; the text is decoded where it is sent."""
+    from .endpoints import _decode_text
+
+    try:
+        _decode_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="ibepsk", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_ta_commands(commands.add_parser("ta", help="Trusted Authority: keys and parameters"))
-    _add_serve_command(
-        commands.add_parser(
-            "serve",
-            help="TLS server, like openssl s_server",
-            description=f"TLS server, like openssl s_server. {STOPPING_HELP}",
+    _add_ta_commands(
+        _add_command(
+            commands,
+            "ta",
+            "Trusted Authority: keys and parameters",
+            f"""
+            The Trusted Authority (TA) holds the master secret, publishes its public parameters, and issues
+            each server the identity key for a name it answers to.
+
+            Start with "ibepsk ta init DIR" (DIR/{MASTER_FILE}, secret, and DIR/{PUBLIC_FILE}), then
+            "ibepsk ta extract --master DIR NAME -o NAME.key" for each server.
+            """,
         )
     )
-    _add_connect_command(commands.add_parser("connect", help="TLS client, like openssl s_client"))
-    demo = commands.add_parser(
-        "demo", help="on loopback: IBE-PSK, 0-RTT and a refused replay, resumption, client authentication"
+    _add_serve_command(
+        _add_command(
+            commands,
+            "serve",
+            "TLS server, like openssl s_server",
+            f"""
+            TLS 1.3 server, like openssl s_server: IBE-PSK handshakes with the identity keys given, certificate
+            handshakes with --cert/--key, resumption, 0-RTT with --max-early-data, client authentication after
+            the handshake with --request-client-auth or --require-client-auth.
+
+            It echoes what each client sends, or with --www answers each request with a page describing the
+            connection. {STOPPING_HELP}
+            """,
+        )
+    )
+    _add_connect_command(
+        _add_command(
+            commands,
+            "connect",
+            "TLS client, like openssl s_client",
+            """
+            TLS 1.3 client, like openssl s_client. With --ta it offers an IBE-PSK encapsulated to the server's
+            identity (--identity, else --servername, else HOST); with --ca it can authenticate the server by
+            certificate instead. It prints one line per connection, sends --send, and prints what comes back.
+            """,
+        )
+    )
+    demo = _add_command(
+        commands,
+        "demo",
+        "on loopback: IBE-PSK, 0-RTT and a refused replay, resumption, client authentication",
+        """
+        A tour on loopback, with no files and no options: a TA is made, a server gets the key for
+        "localhost", and a client that knows only that name and the TA's public parameters connects with an
+        IBE-PSK, sends 0-RTT data, has a replay refused, resumes, and authenticates with a certificate.
+        """,
     )
     demo.set_defaults(handler=_demo)
-    _add_bench_commands(commands.add_parser("bench", help="benchmarks (medians and ratios)"))
+    _add_bench_commands(
+        _add_command(
+            commands,
+            "bench",
+            "benchmarks (medians and ratios)",
+            """
+            Benchmarks measured against baselines in the same run (medians and ratios, so results from
+            different machines compare). "ibepsk bench all" runs every suite with its defaults.
+            """,
+        )
+    )
     return parser
 
 
@@ -259,8 +452,13 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--ibe-key", action="append", default=[], metavar="FILE", help="identity key (repeatable; chosen by SNI)"
     )
-    serve.add_argument("--default-identity", help="identity for clients whose SNI names none of the keys")
-    serve.add_argument("--ta", metavar="PUBLIC", help="TA public parameters: check every --ibe-key against them")
+    serve.add_argument(
+        "--default-identity",
+        type=_identity,
+        metavar="IDENTITY",
+        help="identity for clients whose SNI names none of the keys (default: the first --ibe-key's)",
+    )
+    serve.add_argument("--ta", metavar="FILE", help="TA public parameters: check every --ibe-key against them")
     serve.add_argument("--cert", metavar="FILE", help="certificate chain (PEM) for certificate handshakes")
     serve.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
     serve.add_argument("--www", action="store_true", help="answer each request with a page describing the connection")
@@ -291,37 +489,46 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--no-tickets", action="store_true", help="do not issue NewSessionTickets")
     serve.add_argument(
         "--max-early-data",
-        type=int,
+        type=_non_negative_int,
         default=0,
         metavar="BYTES",
-        help="accept up to BYTES of 0-RTT data (default 0: refuse)",
+        help="accept up to BYTES of 0-RTT data (default: 0, refuse it)",
     )
     serve.add_argument(
         "--replay-store",
-        default="memory",
         metavar="SPEC",
-        help="0-RTT strike register: memory, memory:MAX_ENTRIES, or redis://HOST:PORT/DB (shared by a fleet)",
+        help="0-RTT strike register: memory, memory:MAX_ENTRIES, or redis://HOST:PORT/DB (shared by a fleet); "
+        f"with --max-early-data only (default: {DEFAULT_REPLAY_STORE})",
     )
     serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
     serve.set_defaults(handler=_serve)
 
 
 def _add_connect_command(connect: argparse.ArgumentParser) -> None:
-    connect.add_argument("target", metavar="HOST:PORT")
-    connect.add_argument("--ta", metavar="PUBLIC", help="TA public parameters: offer an IBE-PSK")
-    connect.add_argument("--identity", help="server identity to encapsulate to (default: --servername or HOST)")
-    connect.add_argument("--servername", help="SNI host name (default: HOST when it is a name)")
+    connect.add_argument("target", metavar="HOST:PORT", help="the server (HOST defaults to 127.0.0.1)")
+    connect.add_argument("--ta", metavar="FILE", help="TA public parameters: offer an IBE-PSK")
+    connect.add_argument(
+        "--identity", type=_identity, help="server identity to encapsulate to (default: --servername or HOST)"
+    )
+    connect.add_argument("--servername", metavar="NAME", help="SNI host name (default: HOST when it is a name)")
     connect.add_argument("--ca", metavar="FILE", help="trust anchors: validate a server certificate (allows fallback)")
     connect.add_argument("--cert", metavar="FILE", help="client certificate chain (PEM) to answer the server's PHA")
     connect.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
     connect.add_argument(
-        "--answer-limit", type=int, default=1, metavar="N", help="answer at most N certificate requests (default 1)"
+        "--answer-limit", type=_non_negative_int, default=1, metavar="N", help="answer at most N certificate requests"
     )
-    connect.add_argument("--send", metavar="TEXT", help=r"send TEXT (backslash escapes like \r\n are decoded)")
     connect.add_argument(
-        "--send-early", metavar="TEXT", help="send TEXT as 0-RTT data in the first flight (escapes decoded)"
+        "--send", type=_escaped_text, metavar="TEXT", help=r"send TEXT (backslash escapes like \r\n are decoded)"
     )
-    connect.add_argument("--wait", type=float, default=3.0, metavar="SECONDS", help="how long to wait for a reply")
+    connect.add_argument(
+        "--send-early",
+        type=_escaped_text,
+        metavar="TEXT",
+        help="send TEXT as 0-RTT data in the first flight (escapes decoded)",
+    )
+    connect.add_argument(
+        "--wait", type=_non_negative_float, default=3.0, metavar="SECONDS", help="how long to wait for a reply"
+    )
     connect.add_argument("--psk-ke", action="store_true", help="offer psk_ke as well as psk_dhe_ke")
     connect.add_argument(
         "--epoch", choices=[period.value for period in EpochPeriod], help="encapsulate to IDENTITY|current epoch"
@@ -333,18 +540,38 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     connect.set_defaults(handler=_connect)
 
 
-def _add_ta_commands(ta: argparse.ArgumentParser) -> None:
+def _add_ta_commands(ta: Parser) -> None:
     sub = ta.add_subparsers(dest="ta_command", required=True, metavar="ACTION")
-    init = sub.add_parser("init", help=f"create a TA: DIR/{MASTER_FILE} (secret) and DIR/{PUBLIC_FILE}")
-    init.add_argument("dir", metavar="DIR")
+    init = _add_command(
+        sub,
+        "init",
+        f"create a TA: DIR/{MASTER_FILE} (secret) and DIR/{PUBLIC_FILE}",
+        f"""
+        Create a Trusted Authority: a fresh master secret in DIR/{MASTER_FILE} (mode 0600; keep it offline)
+        and the public parameters in DIR/{PUBLIC_FILE}, which every client needs. DIR is created if needed;
+        existing files are kept unless --force.
+        """,
+    )
+    init.add_argument("dir", type=_directory, metavar="DIR", help="directory for the two files")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.set_defaults(handler=_ta_init)
 
-    extract = sub.add_parser("extract", help="issue the identity key of IDENTITY")
+    extract = _add_command(
+        sub,
+        "extract",
+        "issue the identity key of IDENTITY",
+        """
+        Issue the identity key of IDENTITY (usually the server's host name) from the TA master secret, into a
+        file of mode 0600 for the server that answers to that name ("ibepsk serve --ibe-key FILE").
+
+        An identity is any text, UTF-8 included, on one line, without control characters or surrounding
+        spaces. With --epoch the key is for IDENTITY|DATE only, so it stops working once the server drops it.
+        """,
+    )
     extract.add_argument(
         "--master", required=True, metavar="DIR|FILE", help=f"TA directory (holding {MASTER_FILE}) or master key file"
     )
-    extract.add_argument("identity", metavar="IDENTITY", help="identity string, e.g. the server's host name")
+    extract.add_argument("identity", type=_identity, metavar="IDENTITY", help="e.g. the server's host name")
     extract.add_argument("-o", "--output", required=True, metavar="FILE", help="identity key file to write")
     extract.add_argument(
         "--epoch",
@@ -357,44 +584,131 @@ def _add_ta_commands(ta: argparse.ArgumentParser) -> None:
     extract.add_argument("--force", action="store_true", help="overwrite an existing file")
     extract.set_defaults(handler=_ta_extract)
 
-    show = sub.add_parser("show", help="describe a key file (never prints secrets)")
-    show.add_argument("file", metavar="FILE")
-    show.add_argument("--ta", metavar="PUBLIC", help="also verify an identity key against these public parameters")
+    show = _add_command(
+        sub,
+        "show",
+        "describe a key file (never prints secrets)",
+        """
+        Check a key file (format, scheme, point encodings, fingerprints) and say what it holds: TA public
+        parameters, a TA master secret, or the identity key of one identity. Secrets are never printed. With
+        --ta an identity key is also verified against the TA's public parameters.
+        """,
+    )
+    show.add_argument("file", metavar="FILE", help="the key file")
+    show.add_argument("--ta", metavar="FILE", help="also verify an identity key against these public parameters")
     show.set_defaults(handler=_ta_show)
 
-    imp = sub.add_parser("import", help="import raw MIRACL-encoded hex keys (e.g. TiigerTLS's demo TA)")
-    imp.add_argument("--public-hex", required=True, help="TA public key Ppub, 97-byte G1 point in hex")
-    imp.add_argument("--identity-key-hex", help="identity key D_ID, 193-byte G2 point in hex")
-    imp.add_argument("--identity", help="the identity the key was issued for")
+    imp = _add_command(
+        sub,
+        "import",
+        "import raw MIRACL-encoded hex keys (e.g. TiigerTLS's demo TA)",
+        f"""
+        Turn raw keys in MIRACL's encoding (hex), as TiigerTLS prints them, into key files: DIR/{PUBLIC_FILE}
+        and, with --identity-key-hex and --identity, DIR/IDENTITY.key. The identity key is checked against
+        the public key before anything is written.
+        """,
+    )
+    imp.add_argument("--public-hex", required=True, metavar="HEX", help="TA public key Ppub, 97-byte G1 point")
+    imp.add_argument("--identity-key-hex", metavar="HEX", help="identity key D_ID, 193-byte G2 point")
+    imp.add_argument("--identity", type=_identity, help="the identity the key was issued for")
     imp.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write the files to")
     imp.add_argument("--force", action="store_true", help="overwrite existing files")
     imp.set_defaults(handler=_ta_import)
 
 
-def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
+def _add_bench_commands(bench: Parser) -> None:
     sub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUITE")
-    ibe = sub.add_parser("ibe", help="IBE primitives: H1, H3, encapsulate, decapsulate")
-    ibe.add_argument("--backend", default=None, help="pairing backend (arkworks, pymcl)")
-    ibe.add_argument("--iterations", type=int, default=50, help="calls per run")
-    ibe.add_argument("--runs", type=int, default=5, help="runs; the median of the run medians is reported")
+    ibe = _add_command(
+        sub,
+        "ibe",
+        "IBE primitives: H1, H3, encapsulate, decapsulate",
+        """
+        Time the IBE primitives (hashing to G1 and G2, encapsulation, decapsulation) on one pairing backend,
+        each also as a ratio to one pairing measured in the same run, against the targets they were built to.
+        """,
+    )
+    ibe.add_argument("--backend", default=None, metavar="NAME", help="pairing backend: arkworks or pymcl")
+    ibe.add_argument("--iterations", type=_positive_int, default=50, metavar="N", help="calls per run")
+    ibe.add_argument(
+        "--runs", type=_positive_int, default=5, metavar="N", help="runs; the median of the run medians is reported"
+    )
     ibe.set_defaults(handler=_bench_ibe)
-    tls = sub.add_parser("tls", help="handshake CPU, bulk throughput, server capacity vs stock tlslite-ng and ssl")
-    tls.add_argument("--runs", type=int, default=15, help="handshakes per scenario; medians are reported")
-    tls.add_argument("--capacity-seconds", type=float, default=4.0, help="how long each capacity step runs")
-    tls.add_argument("--plot", type=Path, metavar="PNG", help="also draw the results (needs matplotlib)")
+    tls = _add_command(
+        sub,
+        "tls",
+        "handshake CPU, bulk throughput, server capacity vs stock tlslite-ng and ssl",
+        """
+        Handshake CPU (client and server) for certificate, external PSK, IBE-PSK, IBE-PSK with client
+        authentication and resumption; bulk throughput; and the handshakes per second of an "ibepsk serve"
+        process. Each against stock tlslite-ng and, where it can do the same, Python's ssl module (OpenSSL).
+        """,
+    )
+    tls.add_argument(
+        "--runs", type=_positive_int, default=15, metavar="N", help="handshakes per scenario; medians are reported"
+    )
+    tls.add_argument(
+        "--capacity-seconds",
+        type=_positive_float,
+        default=4.0,
+        metavar="SECONDS",
+        help="how long each capacity step runs",
+    )
+    tls.add_argument("--plot", type=Path, metavar="FILE", help="also draw the results as a PNG (needs matplotlib)")
     tls.set_defaults(handler=_bench_tls)
-    wire = sub.add_parser("wire", help="bytes on the wire per handshake, IBE-PSK against certificate chains")
+    wire = _add_command(
+        sub,
+        "wire",
+        "bytes on the wire per handshake, IBE-PSK against certificate chains",
+        """
+        Count the bytes of complete TLS 1.3 handshakes, records included: IBE-PSK against certificate
+        handshakes with chains of realistic sizes.
+        """,
+    )
     wire.set_defaults(handler=_bench_wire)
-    zero = sub.add_parser("zero-rtt", help="time to first response byte, 0-RTT against 1-RTT, with added latency")
-    zero.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay the proxy adds (default 20)")
-    zero.add_argument("--runs", type=int, default=9, help="connections of each kind; medians are reported")
+    zero = _add_command(
+        sub,
+        "zero-rtt",
+        "time to first response byte, 0-RTT against 1-RTT, with added latency",
+        """
+        Time from TCP connect to the first byte of the answer, with the request sent in the first flight
+        (0-RTT) or after the handshake (1-RTT), through a proxy that adds a one-way delay.
+        """,
+    )
+    zero.add_argument(
+        "--delay-ms", type=_non_negative_float, default=20.0, metavar="MS", help="one-way delay the proxy adds"
+    )
+    zero.add_argument(
+        "--runs", type=_positive_int, default=9, metavar="N", help="connections of each kind; medians are reported"
+    )
     zero.set_defaults(handler=_bench_zero_rtt)
-    iot = sub.add_parser("iot", help="IoT device: bytes per reading, time to acknowledgement, peak RSS")
-    iot.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay the proxy adds (default 20)")
-    iot.add_argument("--runs", type=int, default=9, help="readings of each kind; medians are reported")
+    iot = _add_command(
+        sub,
+        "iot",
+        "IoT device: bytes per reading, time to acknowledgement, peak RSS",
+        """
+        An IoT device delivering readings to its gateway: bytes on the wire per reading, time to the
+        acknowledgement through a delaying proxy, and the device process's peak memory, IBE-PSK with 0-RTT
+        against mutual TLS with certificates.
+        """,
+    )
+    iot.add_argument(
+        "--delay-ms", type=_non_negative_float, default=20.0, metavar="MS", help="one-way delay the proxy adds"
+    )
+    iot.add_argument(
+        "--runs", type=_positive_int, default=9, metavar="N", help="readings of each kind; medians are reported"
+    )
     iot.set_defaults(handler=_bench_iot)
-    every = sub.add_parser("all", help="every suite above with its defaults, one after the other")
-    every.add_argument("--plot", type=Path, metavar="PNG", help="also draw the TLS results (needs matplotlib)")
+    every = _add_command(
+        sub,
+        "all",
+        "every suite above with its defaults, one after the other",
+        """
+        Run ibe, tls, wire, zero-rtt and iot one after the other, each with its defaults (a few minutes).
+        """,
+    )
+    every.add_argument(
+        "--plot", type=Path, metavar="FILE", help="also draw the TLS results as a PNG (needs matplotlib)"
+    )
     every.set_defaults(handler=_bench_all)
 
 
@@ -407,7 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, keys.KeyFileError, IbeError, FileExistsError, ValueError, TLSError) as exc:
         print(f"ibepsk: error: {exc}", file=sys.stderr)
     except OSError as exc:
-        print(f"ibepsk: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ibepsk: error: {where}{exc.strerror or exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("ibepsk: interrupted", file=sys.stderr)
     return EXIT_FAILURE

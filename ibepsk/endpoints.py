@@ -206,7 +206,18 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
 
 
 def _decode_text(text: str) -> bytes:
-    return codecs.decode(text, "unicode_escape").encode("latin-1")
+    """``--send``/``--send-early`` TEXT as bytes: the text in UTF-8, backslash escapes as in Python (\\xff is one
+    byte). Raises ValueError in plain words; the CLI calls it while parsing, so a bad escape never gets this far."""
+    try:
+        decoded = codecs.decode(text, "unicode_escape")  # text is read as UTF-8: literal characters come out as bytes
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"bad backslash escape ({exc.reason}); write \\\\ for a backslash") from None
+    try:
+        return decoded.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(
+            r"\u and \N escapes stop at \u00ff: write the character itself (it is sent as UTF-8)"
+        ) from None
 
 
 def _exchange(conn: TLSConnection, text: str | None, wait: float) -> bytes:

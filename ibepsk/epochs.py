@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from .keys import validate_identity
+
 SEPARATOR = "|"
 
 
@@ -143,8 +145,13 @@ def _as_utc(when: datetime) -> datetime:
 
 
 def _check_host(host: str) -> None:
-    if not host or SEPARATOR in host or not host.isprintable() or host != host.strip():
-        raise EpochError(f"{host!r} cannot be an epoch-bound host: it needs printable text without {SEPARATOR!r}")
+    """The identity rule (:func:`ibepsk.keys.validate_identity`), and no separator."""
+    try:
+        validate_identity(host)
+    except ValueError as error:
+        raise EpochError(f"{host!r} cannot be an epoch-bound host: {error}") from None
+    if SEPARATOR in host:
+        raise EpochError(f"{host!r} cannot be an epoch-bound host: it contains {SEPARATOR!r}")
 
 
 def _check_neighbours(before: int, after: int) -> None:

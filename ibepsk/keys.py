@@ -13,7 +13,8 @@ A file looks like::
 
 Headers say what the body is; loaders check every header and the body, so a
 truncated, corrupted or mismatched file fails with a :class:`KeyFileError`
-naming the problem rather than later, inside a handshake.
+naming the problem rather than later, inside a handshake. Files are ASCII: an
+identity that is not goes in an ``Identity-UTF8-Base64`` header instead.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +52,11 @@ LABEL_IDENTITY = "IBEPSK IDENTITY KEY"
 _MASTER_BYTES = 32
 _BASE64_LINE = 64
 
+#: Longest identity, in UTF-8 bytes: a host name (253) bound to an hour epoch fits many times over.
+MAX_IDENTITY_BYTES = 1024
+#: Characters that would break a log or header line: control characters C0, DEL and C1, and line separators.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
 
 class KeyFileError(Exception):
     """A key file is missing, malformed, of the wrong kind, or does not match."""
@@ -63,9 +71,20 @@ def _fingerprint(public_key: bytes) -> str:
 
 
 def validate_identity(identity: str) -> str:
-    """Identities travel in file headers and logs: printable text, one line."""
-    if not identity or not identity.isprintable() or identity != identity.strip():
-        raise ValueError(f"identity must be non-empty printable text without surrounding spaces: {identity!r}")
+    """The one rule for identities, wherever they come from: any Unicode text (it is encapsulated as UTF-8, as
+    TiigerTLS encapsulates the bytes of a name), one line without control characters, no surrounding spaces,
+    at most :data:`MAX_IDENTITY_BYTES`. Raises ValueError saying which part of the rule is broken."""
+    if not identity:
+        raise ValueError("the identity is empty")
+    categories = {unicodedata.category(char) for char in identity}
+    if categories & _CONTROL_CATEGORIES:
+        raise ValueError(f"identity {identity!r} contains a control character")
+    if "Cs" in categories:  # lone surrogates: what Python makes of bytes on a command line that are not UTF-8
+        raise ValueError(f"identity {identity!r} is not valid UTF-8")
+    if identity != identity.strip():
+        raise ValueError(f"identity {identity!r} starts or ends with a space")
+    if len(identity.encode("utf-8")) > MAX_IDENTITY_BYTES:
+        raise ValueError(f"identity is longer than {MAX_IDENTITY_BYTES} bytes (UTF-8)")
     return identity
 
 
@@ -154,8 +173,9 @@ class IdentityKey:
             raise KeyMismatchError(f"identity key does not belong to identity {self.identity!r} under this TA")
 
     def to_pem(self) -> str:
-        headers = {"Identity": self.identity, "TA-Fingerprint": self.ta_fingerprint}
-        return _armor(LABEL_IDENTITY, headers, self.key)
+        return _armor(
+            LABEL_IDENTITY, {**_identity_header(self.identity), "TA-Fingerprint": self.ta_fingerprint}, self.key
+        )
 
     def describe(self) -> str:
         return (
@@ -214,8 +234,8 @@ def _unarmor(text: str) -> _Armored:
         headers[name] = value
     try:
         body = base64.b64decode("".join(inner[blank + 1 :]), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise KeyFileError(f"corrupted body: {exc}") from exc
+    except (binascii.Error, ValueError):
+        raise KeyFileError(f"{label}: the body is not valid base64 (corrupted file?)") from None
     if headers.get("Format") != FORMAT_VERSION:
         raise KeyFileError(f"unsupported format version {headers.get('Format')!r} (expected {FORMAT_VERSION})")
     if headers.get("Scheme") != SCHEME:
@@ -228,6 +248,28 @@ def _header(armored: _Armored, name: str) -> str:
         return armored.headers[name]
     except KeyError:
         raise KeyFileError(f"{armored.label}: missing header {name!r}") from None
+
+
+_IDENTITY = "Identity"
+_IDENTITY_UTF8 = "Identity-UTF8-Base64"
+
+
+def _identity_header(identity: str) -> dict[str, str]:
+    """ASCII identities are written as they are (as every file before UTF-8 identities); others in base64."""
+    if identity.isascii():
+        return {_IDENTITY: identity}
+    return {_IDENTITY_UTF8: base64.b64encode(identity.encode("utf-8")).decode("ascii")}
+
+
+def _identity_from_headers(armored: _Armored) -> str:
+    if _IDENTITY_UTF8 not in armored.headers:
+        return _header(armored, _IDENTITY)
+    if _IDENTITY in armored.headers:
+        raise KeyFileError(f"{armored.label}: headers {_IDENTITY!r} and {_IDENTITY_UTF8!r} cannot go together")
+    try:
+        return base64.b64decode(armored.headers[_IDENTITY_UTF8], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        raise KeyFileError(f"header {_IDENTITY_UTF8!r} is not base64 of UTF-8 text (corrupted file?)") from None
 
 
 def parse_key(text: str, backend: PairingBackend | None = None) -> KeyObject:
@@ -263,7 +305,7 @@ def _parse_master(armored: _Armored, backend: PairingBackend) -> TAMasterKey:
 
 def _parse_identity(armored: _Armored, backend: PairingBackend) -> IdentityKey:
     try:
-        identity = validate_identity(_header(armored, "Identity"))
+        identity = validate_identity(_identity_from_headers(armored))
     except ValueError as exc:
         raise KeyFileError(str(exc)) from exc
     _decode(decode_g2, backend, armored.body, "identity key")
@@ -281,27 +323,37 @@ def read_key_file(path: str | os.PathLike[str], backend: PairingBackend | None =
         raise KeyFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise KeyFileError(f"{path}: is a directory, not a key file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read key file ({exc})") from None
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{path}: not an ibepsk key file (they are ASCII text)") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read key file ({exc.strerror or exc})") from None
     try:
         return parse_key(text, backend)
     except KeyFileError as exc:
         raise KeyFileError(f"{path}: {exc}") from None
 
 
-def _load_as(kind: type[_K], what: str, path: str | os.PathLike[str], backend: PairingBackend | None) -> _K:
+#: What each kind of key file holds, in words (error messages name files by content, not by Python class).
+_KINDS: dict[type[KeyObject], str] = {
+    TAPublicParams: "TA public parameters",
+    TAMasterKey: "a TA master secret",
+    IdentityKey: "an identity key",
+}
+
+
+def _load_as(kind: type[_K], path: str | os.PathLike[str], backend: PairingBackend | None) -> _K:
     key = read_key_file(path, backend)
     if not isinstance(key, kind):
-        raise KeyFileError(f"{path}: expected {what}, found {type(key).__name__}")
+        raise KeyFileError(f"{path}: expected {_KINDS[kind]}, found {_KINDS[type(key)]}")
     return key
 
 
 def load_public_params(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> TAPublicParams:
-    return _load_as(TAPublicParams, "TA public parameters", path, backend)
+    return _load_as(TAPublicParams, path, backend)
 
 
 def load_master_key(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> TAMasterKey:
-    return _load_as(TAMasterKey, "a TA master secret", path, backend)
+    return _load_as(TAMasterKey, path, backend)
 
 
 def load_identity_key(
@@ -310,7 +362,7 @@ def load_identity_key(
     backend: PairingBackend | None = None,
 ) -> IdentityKey:
     """Load an identity key; with ``public`` also prove it belongs to that TA."""
-    key = _load_as(IdentityKey, "an identity key", path, backend)
+    key = _load_as(IdentityKey, path, backend)
     if public is not None:
         try:
             key.verify(public, backend)
@@ -323,16 +375,28 @@ def write_key_file(path: str | os.PathLike[str], key: KeyObject, *, force: bool 
     """Write atomically; secrets get mode 0600; never replace a file unless ``force``.
 
     The text goes to a private temporary file in the same directory first, so a
-    crash or a full disk leaves any existing file untouched.
+    crash or a full disk leaves any existing file untouched. An OSError names
+    ``path``, never that temporary file.
     """
     path = Path(path)
-    mode = PUBLIC_FILE_MODE if isinstance(key, TAPublicParams) else SECRET_FILE_MODE
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a key file", str(path))
     if not force and path.exists():
         raise FileExistsError(f"{path} already exists (use --force to overwrite)")
+    try:
+        _write_via_temporary_file(
+            path, key.to_pem(), PUBLIC_FILE_MODE if isinstance(key, TAPublicParams) else SECRET_FILE_MODE, force
+        )
+    except OSError as exc:
+        exc.filename, exc.filename2 = str(path), None
+        raise
+
+
+def _write_via_temporary_file(path: Path, text: str, mode: int, force: bool) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(key.to_pem())
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp_name, mode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -33,6 +34,15 @@ def ta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = ibepsk("ta", "init", str(directory))
     assert result.returncode == 0, result.stderr
     return directory
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    """argparse's own refusal while parsing: the usage, then one ``ibepsk ...: error: ...`` line, exit 2."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.match(r"ibepsk( [a-z-]+)*: error: ", last), result.stderr
+    assert fragment in last, last
 
 
 def test_init_writes_private_master_and_public(ta_dir: Path) -> None:
@@ -98,7 +108,7 @@ def test_import_refuses_key_of_another_identity(tmp_path: Path, vectors: dict[st
         (None, "no such file"),
         ("", "not an ibepsk key file"),
         ("-----BEGIN IBEPSK TA MASTER SECRET-----\nFormat: 1\n", "truncated"),
-        ("\x00\xff garbage", "cannot read key file"),
+        ("\x00\xff garbage", "not an ibepsk key file (they are ASCII text)"),
     ],
 )
 def test_bad_files_give_one_line(tmp_path: Path, content: str | None, fragment: str) -> None:
@@ -146,3 +156,60 @@ def test_import_refuses_an_identity_that_names_another_path(tmp_path: Path, vect
 def test_at_needs_epoch(ta_dir: Path, tmp_path: Path) -> None:
     result = ibepsk("ta", "extract", "--master", str(ta_dir), "gw", "--at", "2026-11-27", "-o", str(tmp_path / "k"))
     assert_one_line_error(result, "--at only makes sense with --epoch")
+
+
+def test_init_refuses_an_empty_directory_name(tmp_path: Path) -> None:
+    # Path("") is the current directory: the TA would land wherever the command ran.
+    assert_usage_error(ibepsk("ta", "init", "", cwd=tmp_path), "argument DIR: the directory name is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_into_a_file_says_so(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_one_line_error(ibepsk("ta", "init", str(blocker)), f"{blocker}: not a directory")
+
+
+@pytest.mark.parametrize("force", [(), ("--force",)])
+def test_output_that_is_a_directory_is_said_plainly(ta_dir: Path, tmp_path: Path, force: tuple[str, ...]) -> None:
+    result = ibepsk("ta", "extract", "--master", str(ta_dir), "x", "-o", str(tmp_path), *force)
+    assert_one_line_error(result, f"{tmp_path}: is a directory")
+    assert ".tmp" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_errors_name_the_target_not_the_temporary_file(ta_dir: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = ibepsk("ta", "extract", "--master", str(ta_dir), "x", "-o", str(blocker / "x.key"))
+    assert_one_line_error(result, f"{blocker / 'x.key'}: Not a directory")
+    assert ".tmp" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "given"),
+    [
+        (("ta", "show"), "master.key"),
+        (("serve", "--ibe-key"), "master.key"),
+        (("ta", "extract", "x", "-o", "o", "--master"), "."),  # a TA directory whose master.key is a directory
+    ],
+)
+def test_a_directory_for_a_key_file_is_said_plainly(tmp_path: Path, command: tuple[str, ...], given: str) -> None:
+    (tmp_path / "master.key").mkdir()
+    result = ibepsk(*command, str(tmp_path / given), cwd=tmp_path)
+    assert_one_line_error(result, "master.key: is a directory, not a key file")
+
+
+def test_errors_name_kinds_of_file_not_python_classes(ta_dir: Path, tmp_path: Path) -> None:
+    result = ibepsk("ta", "extract", "--master", str(ta_dir / "public.pem"), "x", "-o", str(tmp_path / "o"))
+    assert_one_line_error(result, "expected a TA master secret, found TA public parameters")
+    result = ibepsk("connect", "127.0.0.1:1", "--ta", str(ta_dir / "master.key"))
+    assert_one_line_error(result, "expected TA public parameters, found a TA master secret")
+
+
+def test_a_binary_file_is_not_a_codec_error(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(bytes(range(256)))
+    result = ibepsk("ta", "show", str(path))
+    assert_one_line_error(result, "not an ibepsk key file")
+    assert "codec" not in result.stderr

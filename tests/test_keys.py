@@ -101,5 +101,5 @@ def test_corrupted_body_is_refused(tmp_path: Path, ta: keys.TAMasterKey) -> None
 
 def test_wrong_kind_is_named(tmp_path: Path, ta: keys.TAMasterKey) -> None:
     keys.write_key_file(tmp_path / "p.pem", ta.public)
-    with pytest.raises(keys.KeyFileError, match="expected an identity key, found TAPublicParams"):
+    with pytest.raises(keys.KeyFileError, match="expected an identity key, found TA public parameters"):
         keys.load_identity_key(tmp_path / "p.pem")

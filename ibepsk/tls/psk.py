@@ -26,10 +26,11 @@ from tlslite.constants import (
     PskKeyExchangeMode,
 )
 from tlslite.messages import ClientHello
+from tlslite.utils.dns_utils import is_valid_hostname
 
 from ..epochs import EpochError, EpochPeriod, current_identity, epoch_identity, parse_identity
 from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
-from ..keys import IdentityKey, TAPublicParams
+from ..keys import IdentityKey, TAPublicParams, validate_identity
 from .versions import TLS_1_2, TLS_1_3
 
 #: The PSK hash every IBE-PSK uses: its binder and the suite it allows.
@@ -221,7 +222,21 @@ _encapsulators = _EncapsulatorCache()
 
 def client_identity(base: str, epoch: EpochPeriod | None, now: datetime | None = None) -> str:
     """The identity a client encapsulates to: ``base``, bound to the current epoch when asked."""
-    return base if epoch is None else current_identity(base, now or _utc_now(), epoch)
+    return validate_identity(base) if epoch is None else current_identity(base, now or _utc_now(), epoch)
+
+
+def sni_host_name(name: str) -> str | None:
+    """The SNI host name that names ``name`` (an identity or an epoch-bound host), or None if none can.
+
+    SNI carries ASCII host names (RFC 6066 §3), an internationalized name as its IDNA A-labels: "gätewäy"
+    is named "xn--gtewy-grad". A name that is no host name at all ("device 1") cannot be named in SNI; a
+    server answers such an identity as its default one.
+    """
+    try:
+        host = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return host if is_valid_hostname(host) else None
 
 
 def make_offer(public: TAPublicParams, identity: str) -> IbePskOffer:
@@ -258,11 +273,13 @@ class IbeKeyring:
     ) -> None:
         self._keys: dict[str, Decapsulator] = {}
         self._epochs: dict[str, EpochPeriod] = {}
+        self._by_sni: dict[str, str] = {}  # A-label SNI -> the non-ASCII identity or epoch host it names
         for key in keys:
             if public is not None:
                 key.verify(public)
             self._keys[key.identity] = Decapsulator(key.key)
             self._note_epoch(key.identity)
+            self._note_sni(key.identity)
         if not self._keys:
             raise ValueError("an IbeKeyring needs at least one identity key")
         self.default = default if default is not None else next(iter(self._keys))
@@ -279,6 +296,12 @@ class IbeKeyring:
         except EpochError:
             return
         self._epochs[epoch.host] = epoch.period
+        self._note_sni(epoch.host)
+
+    def _note_sni(self, name: str) -> None:
+        host = sni_host_name(name)
+        if host is not None and host != name:
+            self._by_sni.setdefault(host, name)
 
     @property
     def identities(self) -> list[str]:
@@ -286,6 +309,8 @@ class IbeKeyring:
 
     def candidates(self, server_name: str | None) -> list[str]:
         """The identities, most likely first, that a client naming ``server_name`` in SNI encapsulated to."""
+        if server_name is not None and server_name not in self._keys and server_name not in self._epochs:
+            server_name = self._by_sni.get(server_name, server_name)
         if server_name in self._keys:
             return [server_name]
         if server_name in self._epochs:
