@@ -50,6 +50,7 @@ OUTPUT_TIMEOUT = 15.0
 _FENCE = re.compile(r"^(`{3,})(\S*)\s*$")
 _DIRECTIVE = re.compile(r"^<!--\s*docs-test:\s*(\w+)\s*(.*?)\s*-->$")
 _VARIABLE_PART = re.compile(r"\w*…|\d+(?:\.\d+)?")
+_TABLE_SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
 
 
 @dataclass(frozen=True)
@@ -196,14 +197,16 @@ class Terminal:
 
     def close(self) -> None:
         """Stop whatever the document left running (servers in the background), and the shell."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _group_alive(self.process.pid):
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while _running_in_group(self.process.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not _running_in_group(self.process.pid):
+                break
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
                 pipe.close()
@@ -211,7 +214,10 @@ class Terminal:
 
 def _wrappers(directory: Path) -> Path:
     directory.mkdir()
-    for name, command in (("ibepsk", f"{shlex.quote(sys.executable)} -m ibepsk.cli"), ("python", shlex.quote(sys.executable))):
+    for name, command in (
+        ("ibepsk", f"{shlex.quote(sys.executable)} -m ibepsk.cli"),
+        ("python", shlex.quote(sys.executable)),
+    ):
         wrapper = directory / name
         wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
         wrapper.chmod(0o755)
@@ -223,12 +229,15 @@ def _readable(pipe: object, timeout: float) -> bool:
     return bool(readable)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _running_in_group(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies waiting for init to reap them do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid pgrp ...: comm may contain spaces, so split after its closing parenthesis.
+            state, _, group = stat.read_text().rpartition(")")[2].split()[:3]
+            if int(group) == pgid and state != "Z":
+                return True
+    return False
 
 
 # --- running a document ---------------------------------------------------------------------------
@@ -281,7 +290,9 @@ def run_console_command(command: Command, block: Block, terminal: Terminal) -> N
         time.sleep(0.1)
 
 
-RUNNABLE_DOCUMENTS = sorted({b.document for b in ALL_BLOCKS if b.language in LANGUAGES - {"text"} and b.directive != "skip"})
+RUNNABLE_DOCUMENTS = sorted(
+    {b.document for b in ALL_BLOCKS if b.language in LANGUAGES - {"text"} and b.directive != "skip"}
+)
 
 
 @pytest.mark.parametrize("document", RUNNABLE_DOCUMENTS)
@@ -305,6 +316,40 @@ def test_skipped_block(block: Block) -> None:
     assert block.argument, f"{block}: docs-test: skip needs a reason"
     assert block.language in LANGUAGES - {"text"}, f"{block}: only runnable blocks need a skip"
     pytest.skip(f"{block} not run: {block.argument}")
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_tables_are_whole(document: str) -> None:
+    """Each table row belongs to a table (a header and its separator) and has the header's number of cells."""
+    problems = []
+    for first, rows in table_runs(document):
+        if len(rows) < 2 or not _TABLE_SEPARATOR.match(rows[1]):
+            problems.append(f"{document}:{first}: a table row outside a table: {rows[0]}")
+            continue
+        width = len(_table_cells(rows[0]))
+        problems += [
+            f"{document}:{first + offset}: {len(_table_cells(row))} cells, the header has {width}"
+            for offset, row in enumerate(rows)
+            if len(_table_cells(row)) != width
+        ]
+    assert not problems, "\n".join(problems)
+
+
+def table_runs(document: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, lines) of each run of consecutive ``|`` lines outside code blocks."""
+    fenced, run, first = False, [], 0
+    for number, line in enumerate([*(ROOT / document).read_text(encoding="utf-8").splitlines(), ""], 1):
+        fenced ^= bool(_FENCE.match(line))
+        if line.startswith("|") and not fenced:
+            first = first if run else number
+            run.append(line)
+        elif run:
+            yield first, run
+            run = []
+
+
+def _table_cells(row: str) -> list[str]:
+    return re.split(r"(?<!\\)\|", row.strip()[1:-1])
 
 
 def test_console_output_patterns() -> None:
