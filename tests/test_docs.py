@@ -123,14 +123,15 @@ def console_commands(block: Block) -> list[Command]:
 
 def output_pattern(line: str) -> re.Pattern[str] | None:
     """What a shown output line must match: numbers vary, ``…`` is anything (None: a line of its own)."""
-    if line.strip() in {"", "…"}:
+    text = line.strip()
+    if text in {"", "…"}:
         return None
     parts, position = [], 0
-    for variable in _VARIABLE_PART.finditer(line.strip()):
-        parts.append(re.escape(line.strip()[position : variable.start()]))
+    for variable in _VARIABLE_PART.finditer(text):
+        parts.append(re.escape(text[position : variable.start()]))
         parts.append(".*" if variable.group().endswith("…") else r"\d+(?:\.\d+)?")
         position = variable.end()
-    parts.append(re.escape(line.strip()[position:]))
+    parts.append(re.escape(text[position:]))
     return re.compile("".join(parts))
 
 
@@ -150,6 +151,7 @@ class Terminal:
     """bash in its own process group, fed one step at a time; everything it prints goes to one transcript."""
 
     def __init__(self, work: Path, harness: Path) -> None:
+        self.work = work
         self.harness = harness
         self.transcript = harness / "transcript"
         self.steps = 0
@@ -170,8 +172,8 @@ class Terminal:
                 start_new_session=True,
             )
 
-    def run(self, script: str, where: str) -> str:
-        """Run ``script`` in the shell (background jobs keep running); its output."""
+    def run(self, script: str, where: str) -> None:
+        """Run ``script`` in the shell; fail (naming ``where``) if it fails. Background jobs keep running."""
         self.steps += 1
         step = self.harness / f"step{self.steps}.sh"
         step.write_text(script + "\n")
@@ -188,7 +190,6 @@ class Terminal:
         if self.process.stdout.readline() != b"done\n":
             status = self.process.wait(timeout=STEP_TIMEOUT)
             pytest.fail(f"{where}: failed (exit status {status}):\n{script}\n--- output:\n{self.output_since(start)}")
-        return self.output_since(start)
 
     def output_since(self, offset: int) -> str:
         with self.transcript.open("rb") as transcript:
@@ -259,7 +260,7 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
 def run_block(block: Block, terminal: Terminal) -> None:
     if block.directive == "file":
         assert block.argument, f"{block}: docs-test: file needs a name"
-        terminal.run(f"cat > {shlex.quote(block.argument)} <<'DOCS_TEST_EOF'\n{block.code}DOCS_TEST_EOF", str(block))
+        (terminal.work / block.argument).write_text(block.code)
     elif block.language in SHELL:
         terminal.run(block.code, str(block))
     elif block.language == "python":
