@@ -19,6 +19,7 @@ from . import keys
 from .epochs import EpochPeriod, epoch_identity
 from .ibe.errors import IbeError
 from .server import STOPPING_HELP
+from .tls.certs import ClientCertProfile
 
 MASTER_FILE = "master.key"
 PUBLIC_FILE = "public.pem"
@@ -272,6 +273,19 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
         "--require-client-auth",
         action="store_true",
         help="authenticate each client after the handshake and serve nothing until it has",
+    )
+    serve.add_argument(
+        "--verify-client",
+        action="store_true",
+        help="certificate handshakes: require a client certificate in the handshake, like s_server -Verify "
+        "(needs --cert/--key and --ca; TLS 1.3 only)",
+    )
+    serve.add_argument(
+        "--client-cert-profile",
+        choices=[profile.value for profile in ClientCertProfile],
+        default=ClientCertProfile.OPENSSL.value,
+        help="rules for client certificates: openssl (RFC 5280 with OpenSSL's defaults) or webpki (CA/Browser "
+        "Forum: SAN, keyUsage, key identifiers required) (default openssl)",
     )
     serve.add_argument("--psk-ke", action="store_true", help="also allow psk_ke (no (EC)DHE) when a client asks")
     serve.add_argument("--no-tickets", action="store_true", help="do not issue NewSessionTickets")

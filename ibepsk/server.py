@@ -62,6 +62,8 @@ class ServerConfig:
     alpn: list[bytes] = field(default_factory=list)
     #: Seconds a peer may stay silent (handshake and application I/O).
     timeout: float = 10.0
+    #: Send a CertificateRequest in certificate handshakes (``settings.client_auth_anchors`` validates the answer).
+    verify_client: bool = False
 
 
 @dataclass
@@ -231,6 +233,7 @@ class TLSServer:
                 certChain=self.config.cert_chain,
                 privateKey=self.config.private_key,
                 alpn=self.config.alpn or None,
+                reqCert=self.config.verify_client,
             )
         except Exception as exc:  # a peer must never take the server down
             self.stats.count(conn, ok=False)

@@ -5,7 +5,9 @@ identity key can open the PSK) but says nothing about the client. The server
 asks for a certificate afterwards, whenever it needs to know who is there.
 
 Server: ``settings.client_auth_anchors``, then ``conn.request_client_auth()``
-and ``conn.wait_for_client_auth()``; the result is ``conn.client_auth``.
+and ``conn.wait_for_client_auth()``; the result is ``conn.client_auth``. The same
+anchors validate a certificate requested inside a TLS 1.3 certificate handshake
+(``handshakeServer(reqCert=True)``), which tlslite-ng accepts unchecked.
 Client: ``settings.client_auth_signer`` (any :class:`~ibepsk.tls.signer.Signer`)
 or the certChain/privateKey given to ``handshakeClientCert``.
 
@@ -28,7 +30,14 @@ from typing import Any, Protocol, TypeVar
 from cryptography import x509
 from tlslite.constants import AlertDescription, CertificateCompressionAlgorithm, CertificateType, ExtensionType
 from tlslite.extensions import CompressedCertificateExtension
-from tlslite.messages import CertificateRequest, CertificateVerify, ClientHello, CompressedCertificate, Finished
+from tlslite.messages import (
+    Certificate,
+    CertificateRequest,
+    CertificateVerify,
+    ClientHello,
+    CompressedCertificate,
+    Finished,
+)
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 from tlslite.utils.cryptomath import HKDF_expand_label, secureHMAC
 from tlslite.x509certchain import X509CertChain
@@ -55,6 +64,7 @@ Problem = tuple[int, str]
 class ClientAuthMethod(StrEnum):
     """How the client's identity reached this connection."""
 
+    HANDSHAKE = "handshake"
     POST_HANDSHAKE = "post-handshake"
     RESUMPTION = "resumption"
 
@@ -108,6 +118,7 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         self._pha_required: dict[bytes, bool] = {}
         self._pha_last_answer: ClientAuthentication | None = None
         self._last_certificate_request: Any = None
+        self._handshake_client_path: list[x509.Certificate] | None = None
 
     # --- server: public API ---------------------------------------------------
 
@@ -186,12 +197,17 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
     def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int, *args: Any) -> Iterator[Any]:
         """Hooks tlslite's TLS 1.3 server handshake: keep its settings for PHA; fix the session it creates."""
         self._pha_settings = settings
+        self._handshake_client_path = None
         for result in super()._serverTLS13Handshake(settings, clientHello, cipherSuite, *args):
             if result == "finished":  # tlslite's last word: the session exists, the caller stops iterating
                 self._after_server_handshake()
             yield result
 
     def _after_server_handshake(self) -> None:
+        if self._handshake_client_path is not None:  # its CertificateVerify and Finished passed too
+            self.client_auth = ClientAuthentication(
+                tuple(self._handshake_client_path), datetime.datetime.now(datetime.UTC), ClientAuthMethod.HANDSHAKE
+            )
         if self.serverSigAlg is not None:
             return  # the server signed: a certificate handshake
         # A PSK handshake sends no certificate, whatever tlslite was given (patches/0006).
@@ -271,6 +287,15 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
             return None, (AlertDescription.certificate_required, "the client declined a required certificate request")
         return None, None
 
+    def _check_handshake_certificate(self, cert: Any) -> tuple[list[x509.Certificate] | None, Problem | None]:
+        """The validated path of a Certificate requested in the handshake, or its alert; (None, None) when
+        tlslite alone decides (no ``client_auth_anchors``, or not TLS 1.3)."""
+        if getattr(self._pha_settings, "client_auth_anchors", None) is None or self.version != TLS_1_3:
+            return None, None
+        if not _has_certificates(cert.cert_chain):  # the anchors make the requested certificate required
+            return None, (AlertDescription.certificate_required, "the client sent no certificate in the handshake")
+        return self._validate_client_chain(cert.cert_chain)
+
     def _validate_client_chain(self, chain: X509CertChain) -> tuple[list[x509.Certificate] | None, Problem | None]:
         anchors: ClientChainVerifier = self._pha_settings.client_auth_anchors
         try:
@@ -292,11 +317,22 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
     # --- client: tlslite-ng hooks ---------------------------------------------
 
     def _getMsg(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        """Hooks tlslite's message reader: remember the last CertificateRequest (see _create_cert_msg)."""
+        """Hooks tlslite's message reader. A client remembers the last CertificateRequest (see _create_cert_msg);
+        a server validates a client's Certificate in a TLS 1.3 handshake as it arrives, which tlslite does not."""
         for result in super()._getMsg(*args, **kwargs):
             if isinstance(result, CertificateRequest):
                 self._last_certificate_request = result
+            elif self._is_handshake_client_certificate(result):
+                path, problem = self._check_handshake_certificate(result)
+                if problem is not None:
+                    yield from self._sendError(*problem)
+                self._handshake_client_path = path
             yield result
+
+    def _is_handshake_client_certificate(self, message: Any) -> bool:
+        # During the handshake tlslite keeps the connection "closed"; afterwards readAsync hands a client's
+        # Certificate to _handle_srv_pha.
+        return not self._client and self.closed and isinstance(message, Certificate | CompressedCertificate)
 
     def _create_cert_msg(self, peer: str, request_msg: Any, *args: Any, **kwargs: Any) -> Any:
         """Hooks tlslite's Certificate builder, which a TLS 1.3 client hands its own ClientHello instead of the
