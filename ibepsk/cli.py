@@ -327,6 +327,9 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
         "--epoch", choices=[period.value for period in EpochPeriod], help="encapsulate to IDENTITY|current epoch"
     )
     connect.add_argument("--reconnect", action="store_true", help="connect a second time, resuming with a ticket")
+    connect.add_argument(
+        "--key-update", action="store_true", help="send KeyUpdate(update_requested) after the handshake, before --send"
+    )
     connect.set_defaults(handler=_connect)
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tlslite.constants import KeyUpdateMessageType
 from tlslite.utils.keyfactory import parsePEMKey
 
 from . import keys
@@ -31,6 +32,7 @@ from .server import (
 )
 from .tls import HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
 from .tls.certs import ClientCertProfile, ServerCertificateChecker, load_tlslite_chain
+from .tls.driving import run_to_completion
 from .tls.pha import requesting_client_auth, requiring_client_auth
 from .tls.replay import ReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
@@ -224,6 +226,13 @@ def _exchange(conn: TLSConnection, text: str | None, wait: float) -> bytes:
     return bytes(received)
 
 
+def _request_key_update(conn: TLSConnection) -> None:
+    """``--key-update``: send KeyUpdate(update_requested); the peer's KeyUpdate in reply is read with the data."""
+    if conn.version != TLS_1_3:
+        raise EndpointError(f"--key-update needs TLS 1.3 (this connection is {conn.getVersionName()})")
+    run_to_completion(conn.send_keyupdate_request(KeyUpdateMessageType.update_requested), conn.sock)
+
+
 def run_client(args: argparse.Namespace, host: str, port: int) -> int:
     config = _client_config(args, host)
     session = None
@@ -235,6 +244,8 @@ def run_client(args: argparse.Namespace, host: str, port: int) -> int:
         label = "resumed connection" if attempt else "connection"
         print(f"{label} to {host}:{port}: {conn.getVersionName()} {describe_connection(conn)} {took_ms:.1f}ms")
         try:
+            if args.key_update:
+                _request_key_update(conn)
             received = _exchange(conn, args.send, args.wait)
             session = conn.session
         finally:

@@ -119,6 +119,9 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         self._pha_last_answer: ClientAuthentication | None = None
         self._last_certificate_request: Any = None
         self._handshake_client_path: list[x509.Certificate] | None = None
+        #: Called with each answer to :meth:`request_client_auth` once it is accepted (None: the client declined),
+        #: as it is processed — e.g. to log it. It runs inside a read, so it must not block.
+        self.on_client_auth: Callable[[ClientAuthentication | None], None] | None = None
 
     # --- server: public API ---------------------------------------------------
 
@@ -126,6 +129,11 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
     def post_handshake_auth_offered(self) -> bool:
         """Whether the client offered post_handshake_auth: only then may a server ask it for a certificate."""
         return bool(self._pha_supported)
+
+    @property
+    def client_auth_pending(self) -> bool:
+        """Whether a request sent by :meth:`request_client_auth` is still unanswered."""
+        return bool(self._pha_required)
 
     def request_client_auth(self, *, required: bool = True) -> bytes:
         """Ask the client for a certificate now; returns the request's 32-byte context.
@@ -268,11 +276,17 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         if path is None:
             self.session.clientCertChain = previous_chain  # declining leaves the identity as it was
             self._pha_last_answer = None
+            self._report_client_auth(None)
             return
         self.client_auth = self._pha_last_answer = ClientAuthentication(
             tuple(path), datetime.datetime.now(datetime.UTC), ClientAuthMethod.POST_HANDSHAKE
         )
+        self._report_client_auth(self.client_auth)
         yield from self._send_ticket_with_client_identity()
+
+    def _report_client_auth(self, answer: ClientAuthentication | None) -> None:
+        if self.on_client_auth is not None:
+            self.on_client_auth(answer)
 
     def _check_answer(
         self, cert: Any, request: Any, required: bool
@@ -497,12 +511,16 @@ def requiring_client_auth(application: Callable[[ConnectionT], None]) -> Callabl
 def requesting_client_auth(application: Callable[[ConnectionT], None]) -> Callable[[ConnectionT], None]:
     """Wrap a server application: ask for a certificate right after the handshake, serve the client either way.
 
-    The answer is processed by the application's reads; ``conn.client_auth``
-    says who the client is once it has answered (None if it declined).
+    Only a TLS 1.3 client that offered post_handshake_auth is asked, and not one
+    already known from its ticket; the others are served unasked. The answer is
+    processed by the application's reads (``TLSServer`` also reads one still in
+    flight when the application is done); ``conn.client_auth`` says who the
+    client is once it has answered (None if it declined or was not asked).
     """
 
     def asking_application(conn: ConnectionT) -> None:
-        conn.request_client_auth(required=False)
+        if conn.client_auth is None and conn.post_handshake_auth_offered and conn.version == TLS_1_3:
+            conn.request_client_auth(required=False)
         application(conn)
 
     return asking_application
