@@ -28,6 +28,7 @@ import re
 import select
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -298,11 +299,32 @@ RUNNABLE_DOCUMENTS = sorted(
 
 @pytest.mark.parametrize("document", RUNNABLE_DOCUMENTS)
 def test_document_runs(document: str, terminal: Terminal) -> None:
+    taken = [port for port in ports_used(document) if not _free(port)]
+    assert not taken, f"{document} runs servers on fixed ports, and another process holds {taken}"
     for block in read_blocks(document):
         if block.directive != "skip":
             run_block(block, terminal)
     transcript = terminal.output_since(0)
     assert "Traceback" not in transcript, f"{document}: a traceback was printed:\n{transcript}"
+
+
+def ports_used(document: str) -> set[int]:
+    """The fixed ports on 127.0.0.1 the document's blocks name (the docs show what a reader would type)."""
+    return {
+        int(port)
+        for block in read_blocks(document)
+        if block.directive != "skip"
+        for port in re.findall(r"127\.0\.0\.1:(\d+)", block.code)
+        if int(port)
+    }
+
+
+def _free(port: int) -> bool:
+    try:
+        socket.create_server(("127.0.0.1", port)).close()  # SO_REUSEADDR, as the servers in the docs bind
+    except OSError:
+        return False
+    return True
 
 
 def test_every_block_says_what_it_is() -> None:
