@@ -16,8 +16,8 @@ class PointDecodeError(IbeError, ValueError):
 class IbeDecapsulationError(IbeError):
     """A ciphertext does not decapsulate under the given identity key.
 
-    Deliberately carries no detail of *why*: telling a peer which check failed
-    would hand it an oracle.
+    The message names the failed stage for local diagnosis; never send it to a
+    peer: telling a peer which check failed would hand it an oracle.
     """
 
 
