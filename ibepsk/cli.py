@@ -289,21 +289,36 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
         help="0-RTT strike register: memory, memory:MAX_ENTRIES, or redis://HOST:PORT/DB (shared by a fleet)",
     )
     serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
+    _add_external_psk_options(serve)
     serve.set_defaults(handler=_serve)
+
+
+def _add_external_psk_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--psk", metavar="HEX", help="external PSK (TLS 1.3), like openssl's -psk")
+    parser.add_argument("--psk-identity", metavar="ID", help="identity of --psk, like openssl's -psk_identity")
+    parser.add_argument(
+        "--psk-hash", choices=["sha256", "sha384"], default="sha256", help="hash of --psk (default sha256, as openssl)"
+    )
 
 
 def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     connect.add_argument("target", metavar="HOST:PORT")
     connect.add_argument("--ta", metavar="PUBLIC", help="TA public parameters: offer an IBE-PSK")
     connect.add_argument("--identity", help="server identity to encapsulate to (default: --servername or HOST)")
-    connect.add_argument("--servername", help="SNI host name (default: HOST when it is a name)")
+    connect.add_argument(
+        "--servername", help="SNI host name (default: HOST when it is a name, else --identity when it is a DNS name)"
+    )
     connect.add_argument("--ca", metavar="FILE", help="trust anchors: validate a server certificate (allows fallback)")
     connect.add_argument("--cert", metavar="FILE", help="client certificate chain (PEM) to answer the server's PHA")
     connect.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
     connect.add_argument(
         "--answer-limit", type=int, default=1, metavar="N", help="answer at most N certificate requests (default 1)"
     )
-    connect.add_argument("--send", metavar="TEXT", help=r"send TEXT (backslash escapes like \r\n are decoded)")
+    connect.add_argument(
+        "--send",
+        metavar="TEXT",
+        help=r"send TEXT (backslash escapes like \r\n are decoded; default: stdin, read to EOF)",
+    )
     connect.add_argument(
         "--send-early", metavar="TEXT", help="send TEXT as 0-RTT data in the first flight (escapes decoded)"
     )
@@ -313,6 +328,7 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
         "--epoch", choices=[period.value for period in EpochPeriod], help="encapsulate to IDENTITY|current epoch"
     )
     connect.add_argument("--reconnect", action="store_true", help="connect a second time, resuming with a ticket")
+    _add_external_psk_options(connect)
     connect.set_defaults(handler=_connect)
 
 
