@@ -18,6 +18,8 @@ from .tls import HandshakeSettings, TLSConnection
 #: The record types a TLS server can answer a ClientHello with (ServerHello/HelloRetryRequest, or an alert).
 _TLS_ANSWER_TYPES = (ContentType.handshake, ContentType.alert)
 _TLS_MAJOR_VERSION = 3
+#: A record's content type and the major version: what tells a TLS server's first bytes from anything else.
+_TLS_HEADER_START = 2
 
 
 class NotTLSServerError(TLSError):  # type: ignore[misc]
@@ -47,7 +49,7 @@ def open_tcp(address: tuple[str, int], timeout: float) -> socket.socket:
 
 
 class _AnswerRecordingSocket(socket.socket):
-    """A TCP socket that keeps the first two bytes the peer sent: enough to tell a peer that does not speak TLS
+    """A TCP socket that keeps the first bytes the peer sent: enough to tell a peer that does not speak TLS
     from a TLS handshake that failed (tlslite reads any bytes as a record and reports illegal_parameter or the like).
     """
 
@@ -55,8 +57,8 @@ class _AnswerRecordingSocket(socket.socket):
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data = super().recv(bufsize, flags)
-        if len(self.first_bytes) < 2:
-            self.first_bytes += data[: 2 - len(self.first_bytes)]
+        if len(self.first_bytes) < _TLS_HEADER_START:
+            self.first_bytes += data[: _TLS_HEADER_START - len(self.first_bytes)]
         return data
 
     @classmethod
@@ -72,7 +74,7 @@ class _AnswerRecordingSocket(socket.socket):
             return True
         if self.first_bytes[0] not in _TLS_ANSWER_TYPES:
             return False
-        return len(self.first_bytes) < 2 or self.first_bytes[1] == _TLS_MAJOR_VERSION
+        return len(self.first_bytes) < _TLS_HEADER_START or self.first_bytes[1] == _TLS_MAJOR_VERSION
 
 
 def connect(
@@ -94,9 +96,7 @@ def connect(
     except TLSError as exc:
         sock.close()
         if not sock.answered_in_tls():
-            raise NotTLSServerError(
-                f"not a TLS server: it answered with {sock.first_bytes!r}..., no TLS record"
-            ) from exc
+            raise NotTLSServerError(f"not a TLS server: its answer starts with {sock.first_bytes!r}") from exc
         raise
     except BaseException:
         sock.close()
