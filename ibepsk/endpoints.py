@@ -326,7 +326,10 @@ def _handshake_refusal(alert: TLSRemoteAlert, settings: HandshakeSettings) -> st
         )
     if alert.description in _BAD_BINDER_ALERTS and settings.pskConfigs:
         identity = bytes(settings.pskConfigs[0][0]).decode(errors="replace")
-        return f"the server refused the handshake (alert {name}): is --psk its key for PSK identity {identity!r}?"
+        return (
+            f"the server refused the handshake (alert {name}): "
+            f"does its key for PSK identity {identity!r} match --psk and --psk-hash?"
+        )
     return f"the server refused the handshake (alert {name})"
 
 

@@ -134,7 +134,9 @@ def test_connect_with_another_psk_key_than_s_server(openssl: str) -> None:
         result = ibepsk("connect", f"127.0.0.1:{server.port}", "--psk", "17" * 32, "--psk-identity", PSK_IDENTITY)
     finally:
         server.stop()
-    assert_one_line_error(result, f"(alert illegal_parameter): is --psk its key for PSK identity '{PSK_IDENTITY}'?")
+    assert_one_line_error(
+        result, f"(alert illegal_parameter): does its key for PSK identity '{PSK_IDENTITY}' match --psk and --psk-hash?"
+    )
 
 
 @pytest.mark.parametrize(("psk_hash", "cipher"), [("sha256", "aes128gcm"), ("sha384", "aes256gcm")])
@@ -148,6 +150,15 @@ def test_psk_ibepsk_to_ibepsk(psk_hash: str, cipher: str) -> None:
     assert f"mode=external-psk kex=psk_dhe_ke cipher={cipher}" in result.stderr
     assert "HTTP/1.1 200 OK" in result.stdout
     assert f"handshake ok mode=external-psk kex=psk_dhe_ke cipher={cipher}" in log
+
+
+def test_psk_hash_mismatch_is_named() -> None:
+    server = ServerProcess(*PSK, "--psk-hash", "sha384")
+    try:
+        result = ibepsk("connect", f"127.0.0.1:{server.port}", *PSK, "--psk-hash", "sha256", "--send", "hi")
+    finally:
+        server.stop()
+    assert_one_line_error(result, "(alert decrypt_error): does its key for PSK identity")
 
 
 def test_psk_client_refuses_a_certificate_it_cannot_check(files: dict[str, Path], tmp_path: Path) -> None:
