@@ -248,21 +248,29 @@ def test_not_a_tls_server(files: dict[str, Path]) -> None:
     assert_one_line_error(result, "not a TLS server")
 
 
-def test_a_peer_answering_garbage_is_not_a_tls_server(files: dict[str, Path]) -> None:
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"\x00\x01 no TLS here " * 20, ": not a TLS server (its answer is no TLS record)"),
+        (b"", " closed the connection without finishing the handshake"),
+    ],
+)
+def test_a_peer_that_does_not_speak_tls(files: dict[str, Path], answer: bytes, message: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        answering = threading.Thread(target=_answer_garbage, args=(listener,))
+        answering = threading.Thread(target=_answer_once, args=(listener, answer))
         answering.start()
         port = listener.getsockname()[1]
         result = ibepsk("connect", f"127.0.0.1:{port}", "--ta", str(files["public"]), "--identity", "x")
         answering.join(TIMEOUT)
-    assert_one_line_error(result, f"127.0.0.1:{port}: not a TLS server")
+    assert_one_line_error(result, f"127.0.0.1:{port}{message}")
 
 
-def _answer_garbage(listener: socket.socket) -> None:
+def _answer_once(listener: socket.socket, answer: bytes) -> None:
+    """Read the ClientHello, answer ``answer`` (not TLS), close."""
     peer, _ = listener.accept()
     with peer:
         peer.recv(4096)
-        peer.sendall(b"\x00\x01 no TLS here " * 20)
+        peer.sendall(answer)
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +293,7 @@ def pha_server(files: dict[str, Path], device_ca: Issued, tmp_path: Path) -> Ite
     [
         ("stranger", "the server refused the client certificate (alert unknown_ca): the server does not trust"),
         ("expired", "the server refused the client certificate (alert certificate_expired): --cert has expired"),
+        ("server-eku", "the server refused the client certificate (alert bad_certificate): the server found --cert"),
         (None, "the server requires a client certificate (alert certificate_required): give --cert and --key"),
     ],
 )
@@ -299,6 +308,8 @@ def test_pha_refusal_names_the_alert_and_its_meaning(
     credentials: list[str] = []
     if certificate == "stranger":
         credentials = _credentials(issue(make_ca("stranger CA"), "device", server=False), tmp_path)
+    elif certificate == "server-eku":  # extendedKeyUsage serverAuth only: not for client authentication
+        credentials = _credentials(issue(device_ca, "device", server=True), tmp_path)
     elif certificate == "expired":
         credentials = _credentials(
             issue(device_ca, "device", server=False, not_before_days=-9, valid_days=-1), tmp_path
