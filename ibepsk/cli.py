@@ -19,6 +19,7 @@ from . import keys
 from .epochs import EpochPeriod, epoch_identity
 from .ibe.errors import IbeError
 from .server import STOPPING_HELP
+from .tls.certs import ClientCertProfile
 
 MASTER_FILE = "master.key"
 PUBLIC_FILE = "public.pem"
@@ -273,6 +274,19 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
         action="store_true",
         help="authenticate each client after the handshake and serve nothing until it has",
     )
+    serve.add_argument(
+        "--verify-client",
+        action="store_true",
+        help="certificate handshakes: require a client certificate in the handshake, like s_server -Verify "
+        "(needs --cert/--key and --ca; TLS 1.3 only)",
+    )
+    serve.add_argument(
+        "--client-cert-profile",
+        choices=[profile.value for profile in ClientCertProfile],
+        default=ClientCertProfile.OPENSSL.value,
+        help="rules for client certificates: openssl (RFC 5280 with OpenSSL's defaults) or webpki (CA/Browser "
+        "Forum: SAN, keyUsage, key identifiers required) (default openssl)",
+    )
     serve.add_argument("--psk-ke", action="store_true", help="also allow psk_ke (no (EC)DHE) when a client asks")
     serve.add_argument("--no-tickets", action="store_true", help="do not issue NewSessionTickets")
     serve.add_argument(
@@ -328,6 +342,9 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
         "--epoch", choices=[period.value for period in EpochPeriod], help="encapsulate to IDENTITY|current epoch"
     )
     connect.add_argument("--reconnect", action="store_true", help="connect a second time, resuming with a ticket")
+    connect.add_argument(
+        "--key-update", action="store_true", help="send KeyUpdate(update_requested) after the handshake, before --send"
+    )
     _add_external_psk_options(connect)
     connect.set_defaults(handler=_connect)
 

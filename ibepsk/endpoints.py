@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlslite.constants import AlertDescription
+from tlslite.constants import AlertDescription, KeyUpdateMessageType
 from tlslite.errors import TLSAbruptCloseError, TLSAuthenticationError, TLSRemoteAlert
 from tlslite.utils.dns_utils import is_valid_hostname
 from tlslite.utils.keyfactory import parsePEMKey
@@ -33,10 +33,12 @@ from .server import (
     www_early_data_handler,
 )
 from .tls import HandshakeMode, HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
-from .tls.certs import ServerCertificateChecker, load_tlslite_chain
+from .tls.certs import ClientCertProfile, ServerCertificateChecker, load_tlslite_chain
+from .tls.driving import run_to_completion
 from .tls.pha import requesting_client_auth, requiring_client_auth
 from .tls.replay import ReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
+from .tls.versions import TLS_1_3
 
 _TICKET_KEY_BYTES = 32
 #: ``--psk-ke``: also allow PSK-only key exchange (no forward secrecy), psk_dhe_ke still preferred.
@@ -117,7 +119,8 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
     except (ValueError, ReplayStoreError) as exc:
         raise EndpointError(str(exc)) from None
     if args.ca:
-        settings.client_auth_anchors = TrustAnchors.from_pem_file(args.ca)
+        profile = ClientCertProfile(args.client_cert_profile)
+        settings.client_auth_anchors = TrustAnchors.from_pem_file(args.ca, client_profile=profile)
     elif args.request_client_auth or args.require_client_auth:
         raise EndpointError(
             "--request-client-auth/--require-client-auth need --ca (the CA client certificates chain to)"
@@ -128,7 +131,25 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
     config = ServerConfig(settings)
     if args.cert:
         config.cert_chain, config.private_key = _server_certificate(args.cert, args.key)
+    if args.verify_client:
+        _check_verify_client(args)
+        config.verify_client = True
+        settings.minVersion = TLS_1_3  # the client's chain is validated in TLS 1.3 handshakes only
     return config
+
+
+def _check_verify_client(args: argparse.Namespace) -> None:
+    if not args.cert:
+        raise EndpointError(
+            "--verify-client needs --cert/--key: only a certificate handshake carries a CertificateRequest"
+        )
+    if not args.ca:
+        raise EndpointError("--verify-client needs --ca (the CA client certificates chain to)")
+    if args.ibe_key and not (args.require_client_auth or args.request_client_auth):
+        raise EndpointError(
+            "--verify-client with --ibe-key: an IBE-PSK handshake carries no CertificateRequest; "
+            "add --require-client-auth to authenticate those clients after the handshake"
+        )
 
 
 def _server_certificate(cert_path: str, key_path: str) -> tuple[Any, Any]:
@@ -224,7 +245,10 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
         raise EndpointError(
             "give --ta (IBE-PSK), --psk (external PSK) and/or --ca (certificate): nothing would authenticate the server"
         )
-    return ClientConfig(settings, server_name=server_name, checker=checker, timeout=args.wait + 7)
+    config = ClientConfig(settings, server_name=server_name, checker=checker, timeout=args.wait + 7)
+    if args.cert:  # also answers a CertificateRequest in a certificate handshake (tlslite signs that one)
+        config.cert_chain, config.private_key = _server_certificate(args.cert, args.key)
+    return config
 
 
 def _decode_text(text: str) -> bytes:
@@ -272,6 +296,13 @@ def _status_line(conn: TLSConnection, target: str, reconnecting: bool, took_ms: 
     return f"{label} to {target}: {conn.getVersionName()} {describe_connection(conn)} {took_ms:.1f}ms"
 
 
+def _request_key_update(conn: TLSConnection) -> None:
+    """``--key-update``: send KeyUpdate(update_requested); the peer's KeyUpdate in reply is read with the data."""
+    if conn.version != TLS_1_3:
+        raise EndpointError(f"--key-update needs TLS 1.3 (this connection is {conn.getVersionName()})")
+    run_to_completion(conn.send_keyupdate_request(KeyUpdateMessageType.update_requested), conn.sock)
+
+
 def run_client(args: argparse.Namespace, host: str, port: int) -> int:
     """``ibepsk connect``: status lines on stderr, the server's data on stdout.
 
@@ -287,6 +318,8 @@ def run_client(args: argparse.Namespace, host: str, port: int) -> int:
         took_ms = (time.perf_counter() - started) * 1000
         print(_status_line(conn, f"{host}:{port}", bool(attempt), took_ms), file=sys.stderr, flush=True)
         try:
+            if args.key_update:
+                _request_key_update(conn)
             _exchange(conn, payload(), args.wait)
             session = conn.session
         except OutputClosed:

@@ -1,6 +1,10 @@
 """A small threaded TLS server around ``ibepsk.TLSConnection`` (behind ``ibepsk serve``).
 
-One thread per connection; every connection ends in exactly one log line.
+One thread per connection. Each connection logs its handshake (or how it failed),
+each post-handshake authentication as it happens, and how it failed if it did;
+a connection the peer ends (close_notify, or just closing its socket) is not a
+failure. When the application is done, the server reads a certificate request's
+answer still in flight, then closes with close_notify both ways.
 Whatever a peer sends, the server answers with an alert or closes, and goes on
 serving: failures are logged, never raised out of the accept loop.
 """
@@ -18,12 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tlslite.constants import AlertDescription
+from tlslite.constants import AlertDescription, AlertLevel, KeyUpdateMessageType
 from tlslite.errors import TLSAbruptCloseError, TLSAlert, TLSError, TLSLocalAlert, TLSRemoteAlert
+from tlslite.messages import Alert
 from tlslite.utils.codec import DecodeError
 
-from .tls import HandshakeSettings, TLSConnection
+from .tls import ClientAuthentication, HandshakeSettings, PostHandshakeAuthError, TLSConnection
+from .tls.driving import run_to_completion
 from .tls.early_data import EarlyDataStatus
+from .tls.versions import TLS_1_3
 
 log = logging.getLogger("ibepsk.server")
 
@@ -62,6 +69,8 @@ class ServerConfig:
     alpn: list[bytes] = field(default_factory=list)
     #: Seconds a peer may stay silent (handshake and application I/O).
     timeout: float = 10.0
+    #: Send a CertificateRequest in certificate handshakes (``settings.client_auth_anchors`` validates the answer).
+    verify_client: bool = False
 
 
 @dataclass
@@ -101,6 +110,8 @@ def describe_failure(exc: BaseException) -> str:
         return "peer closed the connection"
     if isinstance(exc, TimeoutError | socket.timeout):
         return "peer timed out"
+    if isinstance(exc, PostHandshakeAuthError):  # tlslite's str() of its errors is their repr()
+        return " ".join(map(str, exc.args))
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -231,6 +242,7 @@ class TLSServer:
                 certChain=self.config.cert_chain,
                 privateKey=self.config.private_key,
                 alpn=self.config.alpn or None,
+                reqCert=self.config.verify_client,
             )
         except Exception as exc:  # a peer must never take the server down
             self.stats.count(conn, ok=False)
@@ -239,12 +251,29 @@ class TLSServer:
         self.stats.count(conn, ok=True)
         took_ms = (time.perf_counter() - started) * 1000
         log.info("%s:%d handshake ok %s %.1fms", peer[0], peer[1], describe_connection(conn), took_ms)
+        conn.on_client_auth = lambda answer: _log_client_auth(peer, answer)
         try:
             self.application(conn)
+        except (TLSAbruptCloseError, ConnectionError):  # the peer closed its socket: its way to end, not a failure
+            log.info("%s:%d closed by the peer without close_notify", peer[0], peer[1])
         except Exception as exc:  # nor can an application error
             self._log_failure(peer, started, exc, conn, stage="after handshake")
-        finally:
             _close_quietly(conn)
+        else:
+            self._finish(conn, sock, peer, started)
+
+    def _finish(self, conn: TLSConnection, sock: socket.socket, peer: tuple[str, int], started: float) -> None:
+        """After the application: judge a certificate request's answer still in flight, then close_notify both ways.
+
+        Closing at once would cut such an answer off (the peer gets a reset) and leave it unjudged.
+        """
+        try:
+            _read_pending_answers(conn, self.config.timeout)
+        except Exception as exc:
+            self._log_failure(peer, started, exc, conn, stage="post-handshake auth")
+            _close_quietly(conn)
+            return
+        _close_both_ways(conn, sock, self.config.timeout)
 
     @staticmethod
     def _log_failure(
@@ -271,6 +300,49 @@ def _close_quietly(closable: Any) -> None:
     # The peer may already be gone; there is nothing left to tell it.
     with contextlib.suppress(Exception):
         closable.close()
+
+
+def _log_client_auth(peer: tuple[str, int], answer: ClientAuthentication | None) -> None:
+    if answer is None:
+        log.info("%s:%d post-handshake auth declined: the client sent no certificate", peer[0], peer[1])
+    else:
+        log.info("%s:%d post-handshake auth ok client=%r (%s)", peer[0], peer[1], answer.subject, answer.method)
+
+
+def _read_pending_answers(conn: TLSConnection, timeout: float) -> None:
+    """Read until every certificate request is answered (each answer is judged as it arrives), for ``timeout``
+    seconds at most; data the application left unread is dropped."""
+    deadline = time.monotonic() + timeout
+    while conn.client_auth_pending:
+        if conn.closed:
+            raise PostHandshakeAuthError("the client closed the connection without answering the certificate request")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the client did not answer the certificate request")
+        conn.sock.settimeout(remaining)
+        conn.read(min=0)
+
+
+def _close_both_ways(conn: TLSConnection, sock: socket.socket, timeout: float) -> None:
+    """Send close_notify, then read (for ``timeout`` seconds at most) until the peer's close_notify or EOF.
+
+    tlslite's close() closes the socket right after its close_notify: what the peer
+    sends meanwhile (a KeyUpdate, its own close_notify) then meets a reset. Shutting
+    our write side after close_notify also stops tlslite from sending a second one
+    when the peer's arrives. Whatever happens now, the exchange itself is complete.
+    """
+    if conn.closed:
+        return  # the peer's close_notify came first, and tlslite has answered it
+    deadline = time.monotonic() + timeout
+    try:
+        close_notify = Alert().create(AlertDescription.close_notify, AlertLevel.warning)
+        run_to_completion(conn._sendMsg(close_notify), conn.sock)
+        sock.shutdown(socket.SHUT_WR)
+        while not conn.closed and (remaining := deadline - time.monotonic()) > 0:
+            conn.sock.settimeout(remaining)
+            conn.read()  # a KeyUpdate is processed, application data dropped
+    except (TLSError, OSError):
+        pass
 
 
 # --- applications -----------------------------------------------------------------
@@ -303,14 +375,25 @@ def _www_page(conn: TLSConnection, request: bytes) -> bytes:
     return head.encode() + body
 
 
+def _asks_for_key_update(request: bytes | bytearray) -> bool:
+    """``GET /keyupdate``: the path tlslite-ng's test server answers after a KeyUpdate (conformance suites use it)."""
+    request_line = request.split(b"\r\n", 1)[0].split(b" ")
+    return len(request_line) > 1 and request_line[1].startswith(b"/keyupdate")
+
+
 def www_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes | None:
     """Answer a request that arrived whole as 0-RTT data at once, as 0.5-RTT data."""
     request = conn.early_data
-    return _www_page(conn, request) if _complete_request(request) else None
+    if not _complete_request(request) or _asks_for_key_update(request):
+        return None  # answered after the handshake (a KeyUpdate needs the application traffic keys)
+    return _www_page(conn, request)
 
 
 def www_application(conn: TLSConnection) -> None:
-    """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection."""
+    """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection.
+
+    ``GET /keyupdate`` is answered after a KeyUpdate(update_requested), as tlslite-ng's test server does.
+    """
     if conn.early_data_answered:
         return  # answered already, before the handshake completed
     request = bytearray(conn.early_data)
@@ -319,4 +402,8 @@ def www_application(conn: TLSConnection) -> None:
         if not chunk:
             break
         request += chunk
+    if conn.closed:
+        return  # the client closed before asking anything
+    if _asks_for_key_update(request) and conn.version == TLS_1_3:
+        run_to_completion(conn.send_keyupdate_request(KeyUpdateMessageType.update_requested), conn.sock)
     conn.write(_www_page(conn, bytes(request)))

@@ -90,7 +90,13 @@ def provision_factory(directory: Path) -> None:
     for result in (
         ibepsk("ta", "init", str(directory / "ta")),
         ibepsk(
-            "ta", "extract", "--master", str(directory / "ta"), GATEWAY_NAME, "-o", str(directory / f"{GATEWAY_NAME}.key")
+            "ta",
+            "extract",
+            "--master",
+            str(directory / "ta"),
+            GATEWAY_NAME,
+            "-o",
+            str(directory / f"{GATEWAY_NAME}.key"),
         ),
         run_example("provision.py", "ca", str(directory)),
         run_example("provision.py", "gateway", str(directory), "--name", GATEWAY_NAME, "--listen", "127.0.0.1:0"),

@@ -11,6 +11,8 @@ from typing import Any
 from tlslite import HandshakeSettings, TLSConnection
 from tlslite.constants import AlertDescription
 from tlslite.messages import ClientHello
+from tlslite.utils.keyfactory import parsePEMKey
+from tlslite.x509certchain import X509CertChain
 
 TIMEOUT = 10
 
@@ -37,16 +39,20 @@ def server_handshake_outcome(
     server_settings: HandshakeSettings,
     client_settings: HandshakeSettings,
     client_class: type[TLSConnection] = TLSConnection,
+    server_args: dict[str, Any] | None = None,
     **client_args: Any,
 ) -> str:
-    """Handshake two connections over a socketpair; what became of the server's side."""
+    """Handshake two connections over a socketpair; what became of the server's side.
+
+    ``server_args`` go to ``handshakeServer`` (e.g. ``certChain`` and ``privateKey``, see ``pem_credentials``).
+    """
     client_sock, server_sock = socket.socketpair()
     client_sock.settimeout(TIMEOUT)
     server_sock.settimeout(TIMEOUT)
 
     def serve() -> None:
         try:
-            TLSConnection(server_sock).handshakeServer(settings=server_settings)
+            TLSConnection(server_sock).handshakeServer(settings=server_settings, **(server_args or {}))
         finally:
             server_sock.close()  # a server that dies mid-handshake must not leave the client waiting
 
@@ -66,3 +72,12 @@ def client_mutating_hello(mutate: Callable[[ClientHello], None]) -> type[TLSConn
             return super()._sendMsg(msg, *args, **kwargs)
 
     return MutatingClient
+
+
+def pem_credentials(cert: str, key: str) -> dict[str, Any]:
+    """``handshakeServer`` arguments for the certificate chain and key in two PEM files."""
+    chain = X509CertChain()
+    with open(cert) as cert_file, open(key) as key_file:
+        chain.parsePemList(cert_file.read())
+        private_key = parsePEMKey(key_file.read(), private=True, implementations=["python"])
+    return {"certChain": chain, "privateKey": private_key}

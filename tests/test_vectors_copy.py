@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from conftest import VECTORS_PATH
 
 SHARED_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"

@@ -1,6 +1,6 @@
 """tlslite-ng subclasses that add IBE-PSK handshakes."""
 
-from .certs import TrustAnchors
+from .certs import ClientCertProfile, TrustAnchors
 from .connection import HandshakeMode, TLSConnection
 from .errors import ClientCertificateError, PostHandshakeAuthError
 from .pha import ClientAuthentication, ClientAuthMethod, requesting_client_auth, requiring_client_auth
@@ -11,6 +11,7 @@ from .signer import KeySigner, SignatureScheme, Signer
 __all__ = [
     "ClientAuthMethod",
     "ClientAuthentication",
+    "ClientCertProfile",
     "ClientCertificateError",
     "HandshakeMode",
     "HandshakeSettings",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
-from tlslite.constants import AlertDescription, CipherSuite, ExtensionType, PskKeyExchangeMode
+from tlslite.constants import AlertDescription, CipherSuite, ExtensionType
 from tlslite.errors import TLSIllegalParameterException
 from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.messages import ClientHello, ServerHello
@@ -27,11 +27,14 @@ from .psk import (
     IbeKeyring,
     IbePskOffer,
     OpenedIbePsk,
+    certificate_handshake_problem,
     client_identity,
     empty_psk_entry,
     first_ibe_identity,
     make_offer,
+    psk_mode_allowed,
     trim_to_ibe_psk_only,
+    without_psk_offer,
 )
 from .versions import TLS_1_3
 
@@ -261,15 +264,23 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         cipherSuite: int,
         *args: Any,
     ) -> Iterator[Any]:
-        """Hooks tlslite's TLS 1.3 server handshake before its PSK lookup: open at most one IBE identity."""
+        """Hooks tlslite's TLS 1.3 server handshake before its PSK lookup: open at most one IBE identity; offer
+        tlslite no PSK in a key exchange mode it must not use (patches/0013); refuse a certificate handshake the
+        ClientHello cannot have (patches/0014)."""
         self._reset_handshake_state()
+        offers_psk = clientHello.getExtension(ExtensionType.pre_shared_key) is not None
+        if offers_psk and not psk_mode_allowed(clientHello, settings.psk_modes):
+            clientHello = without_psk_offer(clientHello)
         self._external_psk_indexes = self._external_indexes(settings, clientHello)
         keyring: IbeKeyring | None = getattr(settings, "ibe_keyring", None)
         has_certificate = args[1] is not None  # (privateKey, serverCertChain, ...)
+        problem = None
         if keyring is not None:
             problem = self._server_open_ibe_identity(settings, keyring, clientHello, cipherSuite, has_certificate)
-            if problem is not None:
-                yield from self._sendError(*problem)
+        if problem is None and has_certificate:
+            problem = self._certificate_fallback_problem(settings, clientHello, cipherSuite)
+        if problem is not None:
+            yield from self._sendError(*problem)
         yield from super()._serverTLS13Handshake(settings, clientHello, cipherSuite, *_with_alpn_list(args))
 
     def _server_open_ibe_identity(
@@ -277,7 +288,7 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
     ) -> tuple[int, str] | None:
         """Add the IBE-PSK to this connection's pskConfigs, or say which alert ends the handshake."""
         psks = client_hello.getExtension(ExtensionType.pre_shared_key)
-        if psks is None or not self._psk_mode_acceptable(settings, client_hello):
+        if psks is None:
             return None if has_certificate else (AlertDescription.handshake_failure, "this server needs a PSK")
         suite_hash = _suite_hash(cipher_suite)
         index = first_ibe_identity(psks.identities) if suite_hash == IBE_PSK_HASH else None
@@ -310,12 +321,18 @@ class IbePskConnection(_TlsliteConnection):  # type: ignore[misc]
         self._ibe_opened = OpenedIbePsk(identity, index, bytes(ciphertext), psk)
         return None
 
-    @staticmethod
-    def _psk_mode_acceptable(settings: Any, client_hello: Any) -> bool:
-        modes = client_hello.getExtension(ExtensionType.psk_key_exchange_modes)
-        offered = set(modes.modes) if modes else set()
-        allowed = {getattr(PskKeyExchangeMode, name) for name in settings.psk_modes}
-        return bool(offered & allowed)
+    def _certificate_fallback_problem(
+        self, settings: Any, client_hello: Any, cipher_suite: int
+    ) -> tuple[int, str] | None:
+        """The alert for a ClientHello that lacks what a certificate handshake needs, if no PSK spares it one."""
+        problem = certificate_handshake_problem(client_hello)
+        if problem is None or self._ibe_opened is not None:
+            return None
+        # Only such rare ClientHellos get here, so a ticket is seldom decrypted twice (here, then by tlslite).
+        psks = client_hello.getExtension(ExtensionType.pre_shared_key)
+        if psks is not None and self._some_identity_resolves(settings, psks.identities, _suite_hash(cipher_suite)):
+            return None
+        return problem
 
     @staticmethod
     def _external_indexes(settings: Any, client_hello: Any) -> frozenset[int]:

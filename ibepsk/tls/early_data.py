@@ -243,8 +243,8 @@ class EarlyDataMixin:
         """Hooks tlslite's suite choice: with 0-RTT on offer and enabled, prefer the IBE-PSK's own suite."""
         offered = client_hello.getExtension(ExtensionType.early_data) is not None
         enabled = bool(getattr(settings, "accept_early_data", 0))
-        if offered and enabled and EARLY_DATA_SUITE in client_hello.cipher_suites:
-            cipher_suites = [EARLY_DATA_SUITE, *(s for s in cipher_suites if s != EARLY_DATA_SUITE)]
+        if offered and enabled:
+            cipher_suites = prefer_early_data_suite(cipher_suites)
         return super()._server_select_certificate(settings, client_hello, cipher_suites, *args)  # type: ignore[misc]
 
     def _queue_message(self, msg: Any) -> None:
@@ -352,6 +352,18 @@ class EarlyDataMixin:
         finally:
             layer._readState, layer._writeState = saved
             self.version = version
+
+
+def prefer_early_data_suite(cipher_suites: list[int]) -> list[int]:
+    """The server's suites with EARLY_DATA_SUITE first, if they hold it.
+
+    tlslite's list holds only the suites the settings enable for the negotiated version, so a TLS 1.2
+    handshake, or settings without AES-128-GCM, leave it as it is (adding the suite would pick a TLS 1.3
+    suite for TLS 1.2, or one the operator excluded). tlslite still takes the first one the client offers.
+    """
+    if EARLY_DATA_SUITE not in cipher_suites:
+        return cipher_suites
+    return [EARLY_DATA_SUITE, *(suite for suite in cipher_suites if suite != EARLY_DATA_SUITE)]
 
 
 def _client_early_data(settings: Any, early_data: bytes | None) -> _ClientEarlyData | None:

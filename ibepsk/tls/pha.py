@@ -5,7 +5,9 @@ identity key can open the PSK) but says nothing about the client. The server
 asks for a certificate afterwards, whenever it needs to know who is there.
 
 Server: ``settings.client_auth_anchors``, then ``conn.request_client_auth()``
-and ``conn.wait_for_client_auth()``; the result is ``conn.client_auth``.
+and ``conn.wait_for_client_auth()``; the result is ``conn.client_auth``. The same
+anchors validate a certificate requested inside a TLS 1.3 certificate handshake
+(``handshakeServer(reqCert=True)``), which tlslite-ng accepts unchecked.
 Client: ``settings.client_auth_signer`` (any :class:`~ibepsk.tls.signer.Signer`)
 or the certChain/privateKey given to ``handshakeClientCert``.
 
@@ -28,7 +30,14 @@ from typing import Any, Protocol, TypeVar
 from cryptography import x509
 from tlslite.constants import AlertDescription, CertificateCompressionAlgorithm, CertificateType, ExtensionType
 from tlslite.extensions import CompressedCertificateExtension
-from tlslite.messages import CertificateRequest, CertificateVerify, ClientHello, CompressedCertificate, Finished
+from tlslite.messages import (
+    Certificate,
+    CertificateRequest,
+    CertificateVerify,
+    ClientHello,
+    CompressedCertificate,
+    Finished,
+)
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 from tlslite.utils.cryptomath import HKDF_expand_label, secureHMAC
 from tlslite.x509certchain import X509CertChain
@@ -55,6 +64,7 @@ Problem = tuple[int, str]
 class ClientAuthMethod(StrEnum):
     """How the client's identity reached this connection."""
 
+    HANDSHAKE = "handshake"
     POST_HANDSHAKE = "post-handshake"
     RESUMPTION = "resumption"
 
@@ -108,6 +118,10 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         self._pha_required: dict[bytes, bool] = {}
         self._pha_last_answer: ClientAuthentication | None = None
         self._last_certificate_request: Any = None
+        self._handshake_client_path: list[x509.Certificate] | None = None
+        #: Called with each answer to :meth:`request_client_auth` once it is accepted (None: the client declined),
+        #: as it is processed — e.g. to log it. It runs inside a read, so it must not block.
+        self.on_client_auth: Callable[[ClientAuthentication | None], None] | None = None
 
     # --- server: public API ---------------------------------------------------
 
@@ -115,6 +129,11 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
     def post_handshake_auth_offered(self) -> bool:
         """Whether the client offered post_handshake_auth: only then may a server ask it for a certificate."""
         return bool(self._pha_supported)
+
+    @property
+    def client_auth_pending(self) -> bool:
+        """Whether a request sent by :meth:`request_client_auth` is still unanswered."""
+        return bool(self._pha_required)
 
     def request_client_auth(self, *, required: bool = True) -> bytes:
         """Ask the client for a certificate now; returns the request's 32-byte context.
@@ -186,12 +205,17 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
     def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int, *args: Any) -> Iterator[Any]:
         """Hooks tlslite's TLS 1.3 server handshake: keep its settings for PHA; fix the session it creates."""
         self._pha_settings = settings
+        self._handshake_client_path = None
         for result in super()._serverTLS13Handshake(settings, clientHello, cipherSuite, *args):
             if result == "finished":  # tlslite's last word: the session exists, the caller stops iterating
                 self._after_server_handshake()
             yield result
 
     def _after_server_handshake(self) -> None:
+        if self._handshake_client_path is not None:  # its CertificateVerify and Finished passed too
+            self.client_auth = ClientAuthentication(
+                tuple(self._handshake_client_path), datetime.datetime.now(datetime.UTC), ClientAuthMethod.HANDSHAKE
+            )
         if self.serverSigAlg is not None:
             return  # the server signed: a certificate handshake
         # A PSK handshake sends no certificate, whatever tlslite was given (patches/0006).
@@ -252,11 +276,17 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         if path is None:
             self.session.clientCertChain = previous_chain  # declining leaves the identity as it was
             self._pha_last_answer = None
+            self._report_client_auth(None)
             return
         self.client_auth = self._pha_last_answer = ClientAuthentication(
             tuple(path), datetime.datetime.now(datetime.UTC), ClientAuthMethod.POST_HANDSHAKE
         )
+        self._report_client_auth(self.client_auth)
         yield from self._send_ticket_with_client_identity()
+
+    def _report_client_auth(self, answer: ClientAuthentication | None) -> None:
+        if self.on_client_auth is not None:
+            self.on_client_auth(answer)
 
     def _check_answer(
         self, cert: Any, request: Any, required: bool
@@ -270,6 +300,15 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         if required:
             return None, (AlertDescription.certificate_required, "the client declined a required certificate request")
         return None, None
+
+    def _check_handshake_certificate(self, cert: Any) -> tuple[list[x509.Certificate] | None, Problem | None]:
+        """The validated path of a Certificate requested in the handshake, or its alert; (None, None) when
+        tlslite alone decides (no ``client_auth_anchors``, or not TLS 1.3)."""
+        if getattr(self._pha_settings, "client_auth_anchors", None) is None or self.version != TLS_1_3:
+            return None, None
+        if not _has_certificates(cert.cert_chain):  # the anchors make the requested certificate required
+            return None, (AlertDescription.certificate_required, "the client sent no certificate in the handshake")
+        return self._validate_client_chain(cert.cert_chain)
 
     def _validate_client_chain(self, chain: X509CertChain) -> tuple[list[x509.Certificate] | None, Problem | None]:
         anchors: ClientChainVerifier = self._pha_settings.client_auth_anchors
@@ -292,11 +331,22 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
     # --- client: tlslite-ng hooks ---------------------------------------------
 
     def _getMsg(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        """Hooks tlslite's message reader: remember the last CertificateRequest (see _create_cert_msg)."""
+        """Hooks tlslite's message reader. A client remembers the last CertificateRequest (see _create_cert_msg);
+        a server validates a client's Certificate in a TLS 1.3 handshake as it arrives, which tlslite does not."""
         for result in super()._getMsg(*args, **kwargs):
             if isinstance(result, CertificateRequest):
                 self._last_certificate_request = result
+            elif self._is_handshake_client_certificate(result):
+                path, problem = self._check_handshake_certificate(result)
+                if problem is not None:
+                    yield from self._sendError(*problem)
+                self._handshake_client_path = path
             yield result
+
+    def _is_handshake_client_certificate(self, message: Any) -> bool:
+        # During the handshake tlslite keeps the connection "closed"; afterwards readAsync hands a client's
+        # Certificate to _handle_srv_pha.
+        return not self._client and self.closed and isinstance(message, Certificate | CompressedCertificate)
 
     def _create_cert_msg(self, peer: str, request_msg: Any, *args: Any, **kwargs: Any) -> Any:
         """Hooks tlslite's Certificate builder, which a TLS 1.3 client hands its own ClientHello instead of the
@@ -461,12 +511,16 @@ def requiring_client_auth(application: Callable[[ConnectionT], None]) -> Callabl
 def requesting_client_auth(application: Callable[[ConnectionT], None]) -> Callable[[ConnectionT], None]:
     """Wrap a server application: ask for a certificate right after the handshake, serve the client either way.
 
-    The answer is processed by the application's reads; ``conn.client_auth``
-    says who the client is once it has answered (None if it declined).
+    Only a TLS 1.3 client that offered post_handshake_auth is asked, and not one
+    already known from its ticket; the others are served unasked. The answer is
+    processed by the application's reads (``TLSServer`` also reads one still in
+    flight when the application is done); ``conn.client_auth`` says who the
+    client is once it has answered (None if it declined or was not asked).
     """
 
     def asking_application(conn: ConnectionT) -> None:
-        conn.request_client_auth(required=False)
+        if conn.client_auth is None and conn.post_handshake_auth_offered and conn.version == TLS_1_3:
+            conn.request_client_auth(required=False)
         application(conn)
 
     return asking_application

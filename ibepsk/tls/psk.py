@@ -8,6 +8,7 @@ SHA-256. The server opens at most one such identity per ClientHello.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -16,7 +17,14 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Protocol
 
-from tlslite.constants import TLS_1_3_FORBIDDEN_GROUPS, CipherSuite, ExtensionType, GroupName
+from tlslite.constants import (
+    TLS_1_3_FORBIDDEN_GROUPS,
+    AlertDescription,
+    CipherSuite,
+    ExtensionType,
+    GroupName,
+    PskKeyExchangeMode,
+)
 from tlslite.messages import ClientHello
 
 from ..epochs import EpochError, EpochPeriod, current_identity, epoch_identity, parse_identity
@@ -69,6 +77,53 @@ def empty_psk_entry(client_hello: ClientHello) -> str | None:
     if any(not binder for binder in psks.binders):
         return "empty binder in the pre_shared_key extension"
     return None
+
+
+def psk_mode_allowed(client_hello: ClientHello, allowed: Iterable[str]) -> bool:
+    """Whether the ClientHello's psk_key_exchange_modes lists a mode in ``allowed`` (``settings.psk_modes``).
+
+    RFC 8446 §4.2.9: a server must not select a PSK in a mode the client did not list, so without a
+    common mode it uses none of the offered PSKs. tlslite-ng selects one anyway, then finds no mode to
+    use it in and sends handshake_failure (patches/0013).
+    """
+    modes = client_hello.getExtension(ExtensionType.psk_key_exchange_modes)
+    offered = set(modes.modes) if modes is not None else set()
+    return bool(offered & {getattr(PskKeyExchangeMode, name) for name in allowed})
+
+
+def without_psk_offer(client_hello: ClientHello) -> ClientHello:
+    """The ClientHello as a server that may use none of its PSKs sees it: without pre_shared_key.
+
+    RFC 8446 §4.2.11: the server then does a full handshake if it can. Only the parsed message is
+    copied; the transcript already holds the bytes the client sent.
+    """
+    view = copy.copy(client_hello)
+    view.extensions = [ext for ext in client_hello.extensions if ext.extType != ExtensionType.pre_shared_key]
+    return view
+
+
+#: What a certificate-authenticated TLS 1.3 handshake takes from the ClientHello: the schemes to sign
+#: CertificateVerify with (RFC 8446 §4.2.3) and the client's (EC)DHE share (§4.2.8).
+_CERTIFICATE_HANDSHAKE_NEEDS = {
+    ExtensionType.signature_algorithms: "signature_algorithms",
+    ExtensionType.key_share: "key_share",
+}
+
+
+def certificate_handshake_problem(client_hello: ClientHello) -> tuple[int, str] | None:
+    """missing_extension for a ClientHello a certificate handshake cannot answer, else None.
+
+    A client that offers a PSK may leave signature_algorithms out (TiigerTLS's does), and one that
+    offers psk_ke only may leave out key_share; if the server then uses none of its PSKs, RFC 8446
+    §4.2.3 and §9.2 ask for missing_extension. tlslite-ng's server crashes instead (patches/0014).
+    """
+    missing = [name for ext, name in _CERTIFICATE_HANDSHAKE_NEEDS.items() if client_hello.getExtension(ext) is None]
+    if not missing:
+        return None
+    return (
+        AlertDescription.missing_extension,
+        f"no usable PSK, and a certificate handshake needs {' and '.join(missing)}",
+    )
 
 
 #: What only certificate handshakes or TLS 1.2 use: an IBE-PSK client with no other way to
