@@ -501,7 +501,16 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
         f"with --max-early-data only (default: {DEFAULT_REPLAY_STORE})",
     )
     serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
+    _add_external_psk_options(serve)
     serve.set_defaults(handler=_serve)
+
+
+def _add_external_psk_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--psk", metavar="HEX", help="external PSK (TLS 1.3), like openssl's -psk")
+    parser.add_argument("--psk-identity", metavar="IDENTITY", help="identity of --psk, like openssl's -psk_identity")
+    parser.add_argument(
+        "--psk-hash", choices=["sha256", "sha384"], default="sha256", help="hash of --psk (sha256 as in openssl)"
+    )
 
 
 def _add_connect_command(connect: argparse.ArgumentParser) -> None:
@@ -510,7 +519,11 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     connect.add_argument(
         "--identity", type=_identity, help="server identity to encapsulate to (default: --servername or HOST)"
     )
-    connect.add_argument("--servername", metavar="NAME", help="SNI host name (default: HOST when it is a name)")
+    connect.add_argument(
+        "--servername",
+        metavar="NAME",
+        help="SNI host name (default: HOST when it is a name, else --identity when it is a DNS name)",
+    )
     connect.add_argument("--ca", metavar="FILE", help="trust anchors: validate a server certificate (allows fallback)")
     connect.add_argument("--cert", metavar="FILE", help="client certificate chain (PEM) to answer the server's PHA")
     connect.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
@@ -518,7 +531,10 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
         "--answer-limit", type=_non_negative_int, default=1, metavar="N", help="answer at most N certificate requests"
     )
     connect.add_argument(
-        "--send", type=_escaped_text, metavar="TEXT", help=r"send TEXT (backslash escapes like \r\n are decoded)"
+        "--send",
+        type=_escaped_text,
+        metavar="TEXT",
+        help=r"send TEXT (backslash escapes like \r\n are decoded; default: stdin, read to EOF)",
     )
     connect.add_argument(
         "--send-early",
@@ -537,6 +553,7 @@ def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     connect.add_argument(
         "--key-update", action="store_true", help="send KeyUpdate(update_requested) after the handshake, before --send"
     )
+    _add_external_psk_options(connect)
     connect.set_defaults(handler=_connect)
 
 

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlslite.constants import KeyUpdateMessageType
+from tlslite.constants import AlertDescription, KeyUpdateMessageType
+from tlslite.errors import TLSAbruptCloseError, TLSAuthenticationError, TLSRemoteAlert
 from tlslite.utils.keyfactory import parsePEMKey
 
 from . import keys
-from .client import ClientConfig, connect
+from .client import ClientConfig, NotTLSServerError, connect, read_before
 from .epochs import EpochPeriod
 from .server import (
     Application,
@@ -30,10 +31,11 @@ from .server import (
     www_application,
     www_early_data_handler,
 )
-from .tls import HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
+from .tls import HandshakeMode, HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
 from .tls.certs import ClientCertProfile, ServerCertificateChecker, load_tlslite_chain
 from .tls.driving import run_to_completion
 from .tls.pha import requesting_client_auth, requiring_client_auth
+from .tls.psk import sni_host_name
 from .tls.replay import ReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 from .tls.versions import TLS_1_3
@@ -47,6 +49,23 @@ class EndpointError(ValueError):
     """A bad option for serve/connect, reported in one line by the CLI."""
 
 
+def external_psks(args: argparse.Namespace) -> list[tuple[bytearray, bytearray, str]]:
+    """--psk HEX --psk-identity ID [--psk-hash] as tlslite-ng ``pskConfigs`` (empty without them)."""
+    if args.psk is None and args.psk_identity is None:
+        return []
+    if args.psk is None or args.psk_identity is None:
+        raise EndpointError("--psk and --psk-identity go together")
+    try:
+        key = bytes.fromhex(args.psk)
+    except ValueError:
+        raise EndpointError("--psk is not a hex string (like openssl's -psk: e.g. 1a2b3c...)") from None
+    if not key:
+        raise EndpointError("--psk is empty: give the key as hex digits")
+    if not args.psk_identity:
+        raise EndpointError("--psk-identity is empty")
+    return [(bytearray(args.psk_identity.encode()), bytearray(key), args.psk_hash)]
+
+
 def server_settings(
     identity_keys: list[keys.IdentityKey],
     *,
@@ -55,8 +74,10 @@ def server_settings(
     tickets: bool = True,
     accept_early_data: int = 0,
     replay_store: ReplayStore | None = None,
+    external_psks: list[tuple[bytearray, bytearray, str]] | None = None,
 ) -> HandshakeSettings:
     settings = HandshakeSettings()
+    settings.pskConfigs = list(external_psks or [])
     settings.accept_early_data = accept_early_data
     settings.replay_store = replay_store
     if identity_keys:
@@ -76,8 +97,11 @@ def _check_cert_and_key(args: argparse.Namespace) -> None:
 def _load_server_config(args: argparse.Namespace) -> ServerConfig:
     public = keys.load_public_params(args.ta) if args.ta else None
     identity_keys = [keys.load_identity_key(path, public) for path in args.ibe_key]
-    if not identity_keys and not args.cert:
-        raise EndpointError("give at least one --ibe-key (or --cert/--key for certificate handshakes)")
+    psks = external_psks(args)
+    if not identity_keys and not args.cert and not psks:
+        raise EndpointError(
+            "give at least one --ibe-key (or --cert/--key for certificate handshakes, or --psk/--psk-identity)"
+        )
     _check_cert_and_key(args)
     if args.max_early_data < 0:
         raise EndpointError("--max-early-data takes a number of bytes (0 to refuse early data)")
@@ -90,6 +114,7 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
             tickets=not args.no_tickets,
             accept_early_data=args.max_early_data,
             replay_store=store,
+            external_psks=psks,
         )
     except (ValueError, ReplayStoreError) as exc:
         raise EndpointError(str(exc)) from None
@@ -173,15 +198,32 @@ def _default_server_name(host: str) -> str | None:
     return None
 
 
+def _server_name(args: argparse.Namespace, host: str) -> str | None:
+    """SNI: --servername, else HOST when it is a name, else the --identity the server is to pick its key by."""
+    if args.servername:
+        return str(args.servername)
+    name = _default_server_name(host)
+    if name is None and args.ta and args.identity:
+        return sni_host_name(args.identity)  # None for an identity no host name can carry: the server's default key
+    return name
+
+
+def _refuse_certificate_handshake(conn: TLSConnection) -> None:
+    """tlslite checker for --psk without --ca: a server that ignored the PSK would go unauthenticated."""
+    if conn.handshake_mode == HandshakeMode.CERTIFICATE:
+        raise TLSAuthenticationError("the server did not accept --psk, and without --ca nothing else authenticates it")
+
+
 def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
     settings = HandshakeSettings()
-    server_name = args.servername or _default_server_name(host)
+    server_name = _server_name(args, host)
     if args.ta:
         settings.ibe_public_params = keys.load_public_params(args.ta)
         settings.ibe_identity = args.identity or server_name
         settings.ibe_epoch = EpochPeriod(args.epoch) if args.epoch else None
         if not settings.ibe_identity:
             raise EndpointError(f"{host} is an address: say which identity to encapsulate to with --identity")
+    settings.pskConfigs = external_psks(args)
     if args.psk_ke:
         settings.psk_modes = PSK_MODES_WITH_PSK_KE
     _check_cert_and_key(args)
@@ -191,14 +233,18 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
         except (TypeError, ValueError) as exc:  # e.g. an encrypted key: cryptography raises TypeError
             raise EndpointError(f"--cert/--key: {exc}") from None
         settings.client_auth_answer_limit = args.answer_limit
-    checker = None
+    checker: Any = None
     if args.ca:
         name = server_name or args.identity
         if not name:
             raise EndpointError("--ca needs a server name to check the certificate against (--servername)")
         checker = ServerCertificateChecker(TrustAnchors.from_pem_file(args.ca), name)
-    if not args.ta and not args.ca:
-        raise EndpointError("give --ta (IBE-PSK) and/or --ca (certificate): nothing would authenticate the server")
+    elif settings.pskConfigs and not args.ta:
+        checker = _refuse_certificate_handshake  # with --ta, the IBE-PSK layer refuses it itself
+    if not args.ta and not args.ca and not settings.pskConfigs:
+        raise EndpointError(
+            "give --ta (IBE-PSK), --psk (external PSK) and/or --ca (certificate): nothing would authenticate the server"
+        )
     config = ClientConfig(settings, server_name=server_name, checker=checker, timeout=args.wait + 7)
     if args.cert:  # also answers a CertificateRequest in a certificate handshake (tlslite signs that one)
         config.cert_chain, config.private_key = _server_certificate(args.cert, args.key)
@@ -220,21 +266,45 @@ def _decode_text(text: str) -> bytes:
         ) from None
 
 
-def _exchange(conn: TLSConnection, text: str | None, wait: float) -> bytes:
-    if text is not None:
-        conn.write(_decode_text(text))
-    received = bytearray()
-    conn.sock.settimeout(wait)
-    deadline = time.monotonic() + wait
+class OutputClosed(Exception):
+    """Whoever reads our stdout has gone (``ibepsk connect ... | head -c1``)."""
+
+
+def _write_output(data: bytes) -> None:
     try:
-        while time.monotonic() < deadline:
-            data = conn.read()
-            if not data:
-                break
-            received += data
-    except TimeoutError:
-        pass
-    return bytes(received)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise OutputClosed from None
+
+
+def _exchange(conn: TLSConnection, data: bytes, wait: float) -> None:
+    """Send ``data``; pass on to stdout what the server sends until it closes or ``wait`` seconds have passed."""
+    if data:
+        conn.write(data)
+    deadline = time.monotonic() + wait
+    while received := read_before(conn, deadline):
+        _write_output(received)
+
+
+class _Payload:
+    """What to send on each connection: --send, or else stdin, read to EOF once the first handshake is done."""
+
+    def __init__(self, send: str | None) -> None:
+        self._data = _decode_text(send) if send is not None else None
+
+    def __call__(self) -> bytes:
+        if self._data is None:
+            self._data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        return self._data
+
+
+def _status_line(conn: TLSConnection, target: str, reconnecting: bool, took_ms: float) -> str:
+    if conn.handshake_mode == HandshakeMode.RESUMPTION:
+        label = "resumed connection"
+    else:
+        label = "new connection (not resumed)" if reconnecting else "connection"
+    return f"{label} to {target}: {conn.getVersionName()} {describe_connection(conn)} {took_ms:.1f}ms"
 
 
 def _request_key_update(conn: TLSConnection) -> None:
@@ -245,24 +315,91 @@ def _request_key_update(conn: TLSConnection) -> None:
 
 
 def run_client(args: argparse.Namespace, host: str, port: int) -> int:
+    """``ibepsk connect``: status lines on stderr, the server's data on stdout.
+
+    A reader of stdout that goes away (``| head -c1``) ends the run quietly: close_notify, exit status 0.
+    """
     config = _client_config(args, host)
+    payload = _Payload(args.send)
     session = None
     for attempt in range(2 if args.reconnect else 1):
         started = time.perf_counter()
         early_data = _decode_text(args.send_early) if args.send_early and not attempt else None
-        conn = connect(host, port, config, session=None if early_data else session, early_data=early_data)
+        conn = _handshake(host, port, config, session=None if early_data else session, early_data=early_data)
         took_ms = (time.perf_counter() - started) * 1000
-        label = "resumed connection" if attempt else "connection"
-        print(f"{label} to {host}:{port}: {conn.getVersionName()} {describe_connection(conn)} {took_ms:.1f}ms")
+        print(_status_line(conn, f"{host}:{port}", bool(attempt), took_ms), file=sys.stderr, flush=True)
         try:
             if args.key_update:
                 _request_key_update(conn)
-            received = _exchange(conn, args.send, args.wait)
+            _exchange(conn, payload(), args.wait)
             session = conn.session
+        except OutputClosed:
+            return 0
+        except TLSRemoteAlert as alert:
+            raise EndpointError(_after_handshake_refusal(alert, config)) from None
         finally:
             conn.close()
-        if received:
-            sys.stdout.write(received.decode("utf-8", "replace"))
-            if not received.endswith(b"\n"):
-                sys.stdout.write("\n")
     return 0
+
+
+def _handshake(host: str, port: int, config: ClientConfig, session: Any, early_data: bytes | None) -> TLSConnection:
+    try:
+        return connect(host, port, config, session=session, early_data=early_data)
+    except TLSRemoteAlert as alert:
+        raise EndpointError(_handshake_refusal(alert, config.settings)) from None
+    except NotTLSServerError:
+        raise EndpointError(f"{host}:{port}: not a TLS server (its answer is no TLS record)") from None
+    except TLSAbruptCloseError:
+        raise EndpointError(f"{host}:{port} closed the connection without finishing the handshake") from None
+
+
+def _alert_name(alert: TLSRemoteAlert) -> str:
+    return str(AlertDescription.toStr(alert.description))
+
+
+#: A PSK binder that does not verify: decrypt_error by RFC 8446 §6.2, illegal_parameter from OpenSSL 3.0.
+_BAD_BINDER_ALERTS = (AlertDescription.decrypt_error, AlertDescription.illegal_parameter)
+
+
+def _handshake_refusal(alert: TLSRemoteAlert, settings: HandshakeSettings) -> str:
+    name = _alert_name(alert)
+    if alert.description == AlertDescription.decrypt_error and settings.ibe_public_params is not None:
+        return (
+            f"the server could not open the IBE-PSK identity for {settings.ibe_identity!r}: wrong TA public key, "
+            f"or the server has no key for that identity/epoch (alert {name})"
+        )
+    if alert.description in _BAD_BINDER_ALERTS and settings.pskConfigs:
+        identity = bytes(settings.pskConfigs[0][0]).decode(errors="replace")
+        return (
+            f"the server refused the handshake (alert {name}): "
+            f"does its key for PSK identity {identity!r} match --psk and --psk-hash?"
+        )
+    return f"the server refused the handshake (alert {name})"
+
+
+#: What a server's alert after the handshake usually means: it refused the client certificate we sent.
+_CLIENT_CERTIFICATE_REFUSALS = {
+    AlertDescription.unknown_ca: "the server does not trust the CA that issued --cert (or --cert itself)",
+    AlertDescription.certificate_expired: "--cert has expired or is not valid yet (or a clock is wrong)",
+    AlertDescription.bad_certificate: (
+        "the server found --cert unacceptable: a bad signature, or a key usage or extended key usage "
+        "that does not allow client authentication"
+    ),
+    AlertDescription.unsupported_certificate: "the server does not take this kind of certificate (key type)",
+    AlertDescription.certificate_revoked: "--cert has been revoked",
+    AlertDescription.certificate_unknown: "the server refused --cert without saying why",
+    AlertDescription.access_denied: "the server knows who --cert is, and does not let it in",
+    AlertDescription.decrypt_error: "the signature made with --key did not verify: is --key the key of --cert?",
+}
+
+
+def _after_handshake_refusal(alert: TLSRemoteAlert, config: ClientConfig) -> str:
+    name = _alert_name(alert)
+    answering = config.settings.client_auth_signer is not None
+    if alert.description == AlertDescription.certificate_required:
+        advice = "it asked more often than --answer-limit allows" if answering else "give --cert and --key"
+        return f"the server requires a client certificate (alert {name}): {advice}"
+    meaning = _CLIENT_CERTIFICATE_REFUSALS.get(alert.description)
+    if meaning is None or not answering:
+        return f"the server closed the connection with alert {name}"
+    return f"the server refused the client certificate (alert {name}): {meaning}"

@@ -15,7 +15,7 @@ from ibepsk.client import ClientConfig, connect
 from ibepsk.keys import TAMasterKey
 
 from pki import issue, make_ca
-from test_cli_ta import assert_one_line_error, ibepsk
+from test_cli_ta import assert_error_after_connecting, assert_one_line_error, ibepsk
 from tls_support import ListeningProcess, wait_for
 
 
@@ -73,8 +73,8 @@ def test_connect_to_www_server(www_server: ServerProcess, files: dict[str, Path]
         "--send", r"GET / HTTP/1.0\r\n\r\n", "--reconnect",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "mode=ibe-psk identity=localhost" in result.stdout
-    assert "resumed connection" in result.stdout and "mode=resumption" in result.stdout
+    assert "mode=ibe-psk identity=localhost" in result.stderr  # status lines on stderr, data on stdout
+    assert "resumed connection" in result.stderr and "mode=resumption" in result.stderr
     assert result.stdout.count("HTTP/1.1 200 OK") == 2
     log = www_server.stop()
     assert len(re.findall(r"handshake ok mode=ibe-psk identity=localhost kex=psk_dhe_ke cipher=\S+ [\d.]+ms", log)) == 1
@@ -136,7 +136,7 @@ def test_serve_requiring_client_auth(files: dict[str, Path], device_files: dict[
         log = server.stop()
     assert good.returncode == 0, good.stderr
     assert "client='CN=device-7' (post-handshake)" in good.stdout, good.stdout
-    assert_one_line_error(anonymous, "certificate_required")
+    assert_error_after_connecting(anonymous, "certificate_required")
     assert "Traceback" not in log
 
 

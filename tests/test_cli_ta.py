@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 
-def ibepsk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def ibepsk(*args: str, cwd: Path | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run the CLI; ``stdin`` is what it reads there (``ibepsk connect`` without --send sends it)."""
     return subprocess.run(
-        [sys.executable, "-m", "ibepsk.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=60
+        [sys.executable, "-m", "ibepsk.cli", *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=60
     )
 
 
@@ -26,6 +27,13 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: st
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("ibepsk: error:")
     assert fragment in lines[0], lines[0]
+
+
+def assert_error_after_connecting(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    """Like assert_one_line_error, for ``ibepsk connect`` failing after its "connection to ..." status line."""
+    status, _, error = result.stderr.strip().rpartition("\n")
+    assert status.startswith("connection to"), result.stderr
+    assert_one_line_error(subprocess.CompletedProcess(result.args, result.returncode, result.stdout, error), fragment)
 
 
 @pytest.fixture(scope="module")

@@ -85,6 +85,6 @@ def test_redis_down_refuses_early_data_and_still_serves(
     finally:
         log = server.stop()
     assert result.returncode == 0, result.stderr
-    assert "mode=ibe-psk" in result.stdout and "HTTP/1.1 200 OK" in result.stdout, "resent after the handshake"
+    assert "mode=ibe-psk" in result.stderr and "HTTP/1.1 200 OK" in result.stdout, "resent after the handshake"
     assert "handshake ok" in log and early_outcomes(log) == ["replay"], log
     assert "Traceback" not in log
