@@ -278,6 +278,14 @@ def _write_output(data: bytes) -> None:
         raise OutputClosed from None
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: what the closed pipe did not take stays in the buffer, and the interpreter's
+    last flush would hit the pipe again (BrokenPipeError, exit status 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _exchange(conn: TLSConnection, data: bytes, wait: float) -> None:
     """Send ``data``; pass on to stdout what the server sends until it closes or ``wait`` seconds have passed."""
     if data:
@@ -334,6 +342,7 @@ def run_client(args: argparse.Namespace, host: str, port: int) -> int:
             _exchange(conn, payload(), args.wait)
             session = conn.session
         except OutputClosed:
+            _silence_stdout()
             return 0
         except TLSRemoteAlert as alert:
             raise EndpointError(_after_handshake_refusal(alert, config)) from None

@@ -49,24 +49,27 @@ def _connect(port: int, ta_files: Path, *options: str) -> subprocess.CompletedPr
 
 
 def test_utf8_identity_end_to_end_as_the_default_identity(ta_files: Path) -> None:
-    # No SNI (the client connects to an address): the server uses its default key, the first one given.
+    # An SNI that names no key (here the address's own, given as --servername): the server uses its default key,
+    # the first one given.
     server = ServerProcess("--ibe-key", str(ta_files / f"{UTF8_NAME}.key"), "--ta", str(ta_files / "public.pem"))
-    result = _connect(server.port, ta_files, "--identity", UTF8_NAME)
+    result = _connect(server.port, ta_files, "--identity", UTF8_NAME, "--servername", "other.example")
     log = server.stop()
     assert result.returncode == 0, result.stderr
-    assert f"mode=ibe-psk identity={UTF8_NAME}" in result.stdout and "hello" in result.stdout
+    assert f"mode=ibe-psk identity={UTF8_NAME}" in result.stderr and result.stdout == "hello"
     assert f"identity={UTF8_NAME}" in log
 
 
-def test_utf8_identity_chosen_by_its_a_label_in_sni(ta_files: Path) -> None:
+@pytest.mark.parametrize("sni_options", [["--servername", UTF8_NAME_SNI], []], ids=["servername", "sni-from-identity"])
+def test_utf8_identity_chosen_by_its_a_label_in_sni(ta_files: Path, sni_options: list[str]) -> None:
     # localhost is the default key: only SNI naming gätewäy's A-label makes the server open with gätewäy's key.
+    # Without --servername, connect sends the A-label of --identity itself (it connects to an address).
     server = ServerProcess(
         "--ibe-key", str(ta_files / "localhost.key"), "--ibe-key", str(ta_files / f"{UTF8_NAME}.key")
     )
-    result = _connect(server.port, ta_files, "--identity", UTF8_NAME, "--servername", UTF8_NAME_SNI)
+    result = _connect(server.port, ta_files, "--identity", UTF8_NAME, *sni_options)
     server.stop()
     assert result.returncode == 0, result.stderr
-    assert f"mode=ibe-psk identity={UTF8_NAME}" in result.stdout
+    assert f"mode=ibe-psk identity={UTF8_NAME}" in result.stderr
 
 
 def test_sni_host_names_of_identities() -> None:
