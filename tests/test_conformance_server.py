@@ -35,8 +35,10 @@ from tls_support import (
     alert_description,
     capture_client_hello,
     exchange,
+    ibe_client_config,
     running_server,
     send_and_read_first_record,
+    settings_with,
 )
 
 EXTERNAL_PSK = (bytearray(b"device-7"), bytearray(range(32)), "sha256")
@@ -55,20 +57,9 @@ def server_cert(ca: Issued) -> Issued:
 
 def checked_config(ca: Issued, **fields: Any) -> ClientConfig:
     """An ibepsk client that can authenticate the server by certificate, with ``fields`` set on its settings."""
-    settings = HandshakeSettings()
-    for name, value in fields.items():
-        setattr(settings, name, value)
-    config = ClientConfig(settings, server_name="localhost")
+    config = ClientConfig(settings_with(**fields), server_name="localhost")
     config.checker = ServerCertificateChecker(TrustAnchors([ca.certificate]), "localhost")
     return config
-
-
-def ibe_config(ta: TAMasterKey, **fields: Any) -> ClientConfig:
-    settings = HandshakeSettings()
-    settings.ibe_public_params = ta.public
-    for name, value in fields.items():
-        setattr(settings, name, value)
-    return ClientConfig(settings, server_name="localhost")
 
 
 def early_data_server_settings(ta: TAMasterKey) -> HandshakeSettings:
@@ -132,14 +123,14 @@ def test_tls12_hello_with_early_data_to_a_psk_only_server_gets_an_alert(ta: TAMa
             stock_handshake(server.address, tls12_client_settings(), tls12_hello_with_early_data)
         # No TLS 1.2 suite without a certificate; the client lists FFDHE groups, so RFC 7919's alert.
         assert raised.value.description == AlertDescription.insufficient_security
-        assert exchange(server, ibe_config(ta)).mode == HandshakeMode.IBE_PSK
+        assert exchange(server, ibe_client_config(ta.public)).mode == HandshakeMode.IBE_PSK
 
 
 def test_early_data_never_selects_a_suite_the_settings_exclude(ta: TAMasterKey) -> None:
     settings = early_data_server_settings(ta)
     settings.cipherNames = ["chacha20-poly1305", "aes256gcm"]  # no aes128gcm, the 0-RTT suite
     with running_server(settings) as (server, observed):
-        conn = connect(*server.address, ibe_config(ta), early_data=b"early")
+        conn = connect(*server.address, ibe_client_config(ta.public), early_data=b"early")
         try:
             assert conn.read() == b"echo:early"  # rejected early data, sent again after the handshake
             assert conn.getCipherName() == "chacha20-poly1305"
@@ -154,7 +145,7 @@ def test_early_data_still_prefers_its_suite(ta: TAMasterKey) -> None:
     settings = early_data_server_settings(ta)
     settings.cipherNames = ["chacha20-poly1305", "aes128gcm"]  # the server's own preference comes second
     with running_server(settings) as (server, _):
-        conn = connect(*server.address, ibe_config(ta), early_data=b"early")
+        conn = connect(*server.address, ibe_client_config(ta.public), early_data=b"early")
         outcome = conn.getCipherName(), conn.early_data_status
         conn.close()
     assert outcome == ("aes128gcm", EarlyDataStatus.ACCEPTED)
@@ -194,7 +185,7 @@ def test_ibe_psk_offered_for_psk_ke_only_gets_a_certificate_handshake(
 ) -> None:
     settings = HandshakeSettings()
     settings.ibe_keyring = IbeKeyring([ta.extract("localhost")])
-    config = ibe_config(ta, psk_modes=["psk_ke"])
+    config = ibe_client_config(ta.public, psk_modes=["psk_ke"])
     config.checker = ServerCertificateChecker(TrustAnchors([ca.certificate]), "localhost")
     with running_server(settings, cert=server_cert) as (server, _):
         assert exchange(server, config).mode == HandshakeMode.CERTIFICATE
@@ -219,7 +210,7 @@ def test_unopened_ibe_psk_without_signature_algorithms_gets_missing_extension(
     settings = HandshakeSettings()
     settings.ibe_keyring = IbeKeyring([ta.extract("localhost")])
     # Encapsulated to another TA's "localhost": it does not open. Lean, like TiigerTLS's: no signature_algorithms.
-    stranger = capture_client_hello(ibe_config(TAMasterKey.generate()).settings, "localhost")
+    stranger = capture_client_hello(ibe_client_config(TAMasterKey.generate().public).settings, "localhost")
     assert stranger.hello.getExtension(ExtensionType.signature_algorithms) is None
     with (
         caplog.at_level(logging.INFO, logger="ibepsk.server"),
@@ -227,7 +218,7 @@ def test_unopened_ibe_psk_without_signature_algorithms_gets_missing_extension(
     ):
         record = send_and_read_first_record(server.address, stranger.resign())
         assert alert_description(record) == AlertDescription.missing_extension
-        assert exchange(server, ibe_config(ta)).mode == HandshakeMode.IBE_PSK
+        assert exchange(server, ibe_client_config(ta.public)).mode == HandshakeMode.IBE_PSK
     failures = [r for r in caplog.records if "handshake failed" in r.getMessage()]
     assert len(failures) == 1 and not failures[0].exc_info
     assert "missing_extension" in failures[0].getMessage() and "signature_algorithms" in failures[0].getMessage()
@@ -240,7 +231,7 @@ def test_lean_ibe_hello_to_a_certificate_only_server_gets_what_openssl_sends(
     server_cert: Issued,
     tmp_path: Path,
 ) -> None:
-    lean = capture_client_hello(ibe_config(ta).settings, "localhost").resign()
+    lean = capture_client_hello(ibe_client_config(ta.public).settings, "localhost").resign()
     s_server = SServer(openssl, ca, tmp_path)
     try:
         theirs = send_and_read_first_record(("127.0.0.1", s_server.port), lean)

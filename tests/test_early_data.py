@@ -13,7 +13,7 @@ import pytest
 from tlslite.errors import TLSRemoteAlert
 
 from ibepsk import HandshakeSettings, IbeKeyring, TLSConnection
-from ibepsk.client import ClientConfig, connect, open_tcp
+from ibepsk.client import connect, open_tcp
 from ibepsk.keys import IdentityKey, TAMasterKey, TAPublicParams
 from ibepsk.netem import FirstFlightRecorder
 from ibepsk.server import TLSServer
@@ -23,6 +23,7 @@ from ibepsk.tls.replay import MemoryReplayStore
 
 from tls_support import (
     TIMEOUT,
+    ibe_client_config,
     parse_server_hello,
     read_record,
     running_server,
@@ -54,14 +55,6 @@ def server_settings(key: IdentityKey, accept: int = 1024, seen: EarlySeen | None
     return settings
 
 
-def client_config(ta: TAMasterKey, **fields: Any) -> ClientConfig:
-    settings = HandshakeSettings()
-    settings.ibe_public_params = ta.public
-    for name, value in fields.items():
-        setattr(settings, name, value)
-    return ClientConfig(settings, server_name="localhost")
-
-
 def echo_rest(conn: TLSConnection) -> None:
     data = conn.read()
     conn.write(b"echo:" + data)
@@ -78,7 +71,7 @@ def test_early_data_accepted_answered_at_once_and_delivered(
     early_server: tuple[TLSServer, EarlySeen], ta: TAMasterKey
 ) -> None:
     server, seen = early_server
-    conn = connect(*server.address, client_config(ta), early_data=REQUEST)
+    conn = connect(*server.address, ibe_client_config(ta.public), early_data=REQUEST)
     try:
         assert conn.early_data_status == EarlyDataStatus.ACCEPTED
         assert conn.read() == b"0.5-rtt:" + REQUEST, "the server's 0.5-RTT answer comes first"
@@ -94,7 +87,7 @@ def test_early_data_spanning_several_records(ta: TAMasterKey) -> None:
     seen = EarlySeen(answer=False)
     big = bytes(range(256)) * 100  # 25,600 bytes: two records
     with running_server(server_settings(ta.extract("localhost"), accept=40000, seen=seen), echo_rest) as (server, _):
-        conn = connect(*server.address, client_config(ta, ibe_max_early_data=40000), early_data=big)
+        conn = connect(*server.address, ibe_client_config(ta.public, ibe_max_early_data=40000), early_data=big)
         conn.write(b"done")
         assert conn.read() == b"echo:done"
         conn.close()
@@ -105,7 +98,7 @@ def test_early_data_spanning_several_records(ta: TAMasterKey) -> None:
 def test_rejected_by_policy_is_resent_after_the_handshake(ta: TAMasterKey) -> None:
     settings = server_settings(ta.extract("localhost"), accept=0)
     with running_server(settings, echo_rest) as (server, _):
-        conn = connect(*server.address, client_config(ta), early_data=REQUEST)
+        conn = connect(*server.address, ibe_client_config(ta.public), early_data=REQUEST)
         try:
             assert conn.early_data_status == EarlyDataStatus.REJECTED
             assert conn.read() == b"echo:" + REQUEST
@@ -120,7 +113,7 @@ def test_rejected_early_data_is_resent_by_an_async_handshake_too(ta: TAMasterKey
         sock = open_tcp(server.address, TIMEOUT)
         sock.setblocking(False)
         conn = TLSConnection(sock)
-        config = client_config(ta)
+        config = ibe_client_config(ta.public)
         steps = conn.handshakeClientCert(
             settings=config.settings, serverName="localhost", async_=True, early_data=REQUEST
         )
@@ -136,7 +129,7 @@ def test_rejected_early_data_is_resent_by_an_async_handshake_too(ta: TAMasterKey
 
 def test_no_resend_when_the_application_says_so(ta: TAMasterKey) -> None:
     with running_server(server_settings(ta.extract("localhost"), accept=0), echo_rest) as (server, _):
-        conn = connect(*server.address, client_config(ta, early_data_resend=False), early_data=REQUEST)
+        conn = connect(*server.address, ibe_client_config(ta.public, early_data_resend=False), early_data=REQUEST)
         try:
             assert conn.early_data_status == EarlyDataStatus.REJECTED
             conn.write(b"fresh")
@@ -149,7 +142,7 @@ def test_replayed_first_flight_is_refused(early_server: tuple[TLSServer, EarlySe
     server, seen = early_server
     recorder = FirstFlightRecorder(socket.create_connection(server.address, timeout=TIMEOUT))
     conn = TLSConnection(recorder)
-    conn.handshakeClientCert(settings=client_config(ta).settings, serverName="localhost", early_data=REQUEST)
+    conn.handshakeClientCert(settings=ibe_client_config(ta.public).settings, serverName="localhost", early_data=REQUEST)
     conn.close()
     assert conn.early_data_status == EarlyDataStatus.ACCEPTED
     with socket.create_connection(server.address, timeout=TIMEOUT) as replay:
@@ -170,7 +163,7 @@ def test_too_much_early_data_is_unexpected_message(ta: TAMasterKey, caplog: pyte
     settings = server_settings(ta.extract("localhost"), accept=16)
     with running_server(settings, echo_rest) as (server, _):
         with pytest.raises((TLSRemoteAlert, OSError)):
-            conn = connect(*server.address, client_config(ta), early_data=b"x" * 17)
+            conn = connect(*server.address, ibe_client_config(ta.public), early_data=b"x" * 17)
             conn.read()
         assert_server_sent(caplog, server, "unexpected_message")
 
@@ -187,7 +180,9 @@ def test_early_data_under_a_wrong_key_is_bad_record_mac(ta: TAMasterKey, caplog:
     with running_server(server_settings(ta.extract("localhost")), echo_rest) as (server, _):
         conn = WrongEarlyKeyConnection(socket.create_connection(server.address, timeout=TIMEOUT))
         with pytest.raises((TLSRemoteAlert, OSError)):
-            conn.handshakeClientCert(settings=client_config(ta).settings, serverName="localhost", early_data=REQUEST)
+            conn.handshakeClientCert(
+                settings=ibe_client_config(ta.public).settings, serverName="localhost", early_data=REQUEST
+            )
             conn.read()
         assert_server_sent(caplog, server, "bad_record_mac")
 
@@ -195,7 +190,7 @@ def test_early_data_under_a_wrong_key_is_bad_record_mac(ta: TAMasterKey, caplog:
 def test_no_early_data_after_hello_retry_request(ta: TAMasterKey) -> None:
     settings = server_settings(ta.extract("localhost"))
     settings.eccCurves, settings.keyShares = ["secp256r1"], ["secp256r1"]
-    config = client_config(ta, keyShares=["x25519"], eccCurves=["x25519", "secp256r1"])
+    config = ibe_client_config(ta.public, keyShares=["x25519"], eccCurves=["x25519", "secp256r1"])
     with running_server(settings, echo_rest) as (server, _):
         conn = connect(*server.address, config, early_data=REQUEST)
         try:
@@ -210,7 +205,9 @@ def test_early_data_needs_an_ibe_psk_and_a_limit(ta: TAMasterKey) -> None:
     with pytest.raises(ValueError, match="needs an IBE-PSK"):
         conn.handshakeClientCert(settings=HandshakeSettings(), serverName="localhost", early_data=b"x")
     with pytest.raises(ValueError, match="exceed the limit of 16384"):
-        conn.handshakeClientCert(settings=client_config(ta).settings, serverName="localhost", early_data=b"x" * 16385)
+        conn.handshakeClientCert(
+            settings=ibe_client_config(ta.public).settings, serverName="localhost", early_data=b"x" * 16385
+        )
 
 
 def _tiiger_server_settings(vectors: dict[str, Any], seen: EarlySeen) -> HandshakeSettings:
@@ -242,11 +239,11 @@ def test_ticket_first_means_no_early_data(ta: TAMasterKey) -> None:
     settings = server_settings(ta.extract("localhost"))
     settings.ticketKeys = [bytearray(32)]
     with running_server(settings, echo_rest) as (server, _):
-        first = connect(*server.address, client_config(ta))
+        first = connect(*server.address, ibe_client_config(ta.public))
         first.write(b"hi")
         first.read()
         first.close()
-        conn = connect(*server.address, client_config(ta), session=first.session, early_data=REQUEST)
+        conn = connect(*server.address, ibe_client_config(ta.public), session=first.session, early_data=REQUEST)
         try:
             assert conn.handshake_mode == "resumption"
             assert conn.early_data_status == EarlyDataStatus.NOT_OFFERED
@@ -257,7 +254,7 @@ def test_ticket_first_means_no_early_data(ta: TAMasterKey) -> None:
 def test_rejected_full_record_of_early_data_is_skipped(ta: TAMasterKey) -> None:
     big = b"r" * 16384  # the client's default maximum: one full record
     with running_server(server_settings(ta.extract("localhost"), accept=0), echo_rest) as (server, _):
-        conn = connect(*server.address, client_config(ta), early_data=big)
+        conn = connect(*server.address, ibe_client_config(ta.public), early_data=big)
         try:
             assert conn.early_data_status == EarlyDataStatus.REJECTED
             received = bytearray()
@@ -274,7 +271,7 @@ def test_request_split_across_early_data_and_after_is_answered(ta: TAMasterKey) 
     settings = server_settings(ta.extract("localhost"))
     settings.early_data_handler = www_early_data_handler
     with running_server(settings, www_application) as (server, _):
-        conn = connect(*server.address, client_config(ta), early_data=b"GET / HTTP/1.1\r\n")
+        conn = connect(*server.address, ibe_client_config(ta.public), early_data=b"GET / HTTP/1.1\r\n")
         try:
             assert conn.early_data_status == EarlyDataStatus.ACCEPTED
             conn.write(b"\r\n")
@@ -293,6 +290,6 @@ def test_failing_handler_ends_with_internal_error(ta: TAMasterKey, caplog: pytes
     settings.early_data_handler = broken
     with running_server(settings, echo_rest) as (server, _):
         with pytest.raises((TLSRemoteAlert, OSError)):
-            conn = connect(*server.address, client_config(ta), early_data=REQUEST)
+            conn = connect(*server.address, ibe_client_config(ta.public), early_data=REQUEST)
             conn.read()
         assert_server_sent(caplog, server, "internal_error")

@@ -20,6 +20,7 @@ from pki import issue, make_ca
 from tls_support import (
     capture_client_hello,
     exchange,
+    ibe_client_config,
     parse_server_hello,
     running_server,
     send_and_read_first_record,
@@ -36,17 +37,9 @@ def server_settings(*keys: IdentityKey, psk_ke: bool = False, tickets: bool = Fa
     return settings
 
 
-def client_config(public: TAPublicParams, server_name: str = "localhost", **fields: Any) -> ClientConfig:
-    settings = HandshakeSettings()
-    settings.ibe_public_params = public
-    for name, value in fields.items():
-        setattr(settings, name, value)
-    return ClientConfig(settings, server_name=server_name)
-
-
 def test_psk_dhe_ke_handshake_with_data_both_ways(ta: TAMasterKey) -> None:
     with running_server(server_settings(ta.extract("localhost"))) as (server, observed):
-        conn = exchange(server, client_config(ta.public), b"hello over IBE-PSK")
+        conn = exchange(server, ibe_client_config(ta.public), b"hello over IBE-PSK")
     assert (conn.mode, conn.ibe_identity, conn.psk_key_exchange) == ("ibe-psk", "localhost", "psk_dhe_ke")
     assert conn.cipher == "aes128gcm"
     seen = observed.connections[0]
@@ -57,8 +50,8 @@ def test_psk_dhe_ke_handshake_with_data_both_ways(ta: TAMasterKey) -> None:
 
 def test_psk_ke_only_when_asked(ta: TAMasterKey) -> None:
     with running_server(server_settings(ta.extract("localhost"), psk_ke=True)) as (server, observed):
-        conn = exchange(server, client_config(ta.public, psk_modes=["psk_ke"]))
-        default = exchange(server, client_config(ta.public))
+        conn = exchange(server, ibe_client_config(ta.public, psk_modes=["psk_ke"]))
+        default = exchange(server, ibe_client_config(ta.public))
     assert conn.psk_key_exchange == "psk_ke" and observed.connections[0]["kex"] == "psk_ke"
     assert default.psk_key_exchange == "psk_dhe_ke", "psk_dhe_ke stays preferred when the client offers the default"
 
@@ -66,14 +59,14 @@ def test_psk_ke_only_when_asked(ta: TAMasterKey) -> None:
 def test_psk_ke_refused_by_a_server_that_does_not_allow_it(ta: TAMasterKey) -> None:
     with running_server(server_settings(ta.extract("localhost"))) as (server, _):
         with pytest.raises(TLSRemoteAlert) as raised:
-            exchange(server, client_config(ta.public, psk_modes=["psk_ke"]))
+            exchange(server, ibe_client_config(ta.public, psk_modes=["psk_ke"]))
     assert raised.value.description == AlertDescription.handshake_failure
 
 
 def test_after_hello_retry_request(ta: TAMasterKey) -> None:
     settings = server_settings(ta.extract("localhost"))
     settings.eccCurves, settings.keyShares = ["secp256r1"], ["secp256r1"]
-    config = client_config(ta.public, keyShares=["x25519"], eccCurves=["x25519", "secp256r1"])
+    config = ibe_client_config(ta.public, keyShares=["x25519"], eccCurves=["x25519", "secp256r1"])
     with running_server(settings) as (server, _):
         conn = exchange(server, config)
     assert conn.mode == HandshakeMode.IBE_PSK
@@ -85,7 +78,7 @@ def test_several_identities_chosen_by_sni(ta: TAMasterKey) -> None:
     keys = [ta.extract(name) for name in ("a.example", "b.example", "c.example")]
     with running_server(server_settings(*keys)) as (server, observed):
         for name in ("b.example", "c.example", "a.example"):
-            conn = exchange(server, client_config(ta.public, server_name=name))
+            conn = exchange(server, ibe_client_config(ta.public, server_name=name))
             assert conn.ibe_identity == name
     assert [c["identity"] for c in observed.connections] == ["b.example", "c.example", "a.example"]
 
@@ -94,13 +87,13 @@ def test_identity_setting_overrides_sni(ta: TAMasterKey) -> None:
     settings = server_settings(ta.extract("gateway"), ta.extract("other"))
     settings.ibe_keyring.default = "gateway"
     with running_server(settings) as (server, _):
-        conn = exchange(server, client_config(ta.public, server_name="gw.example", ibe_identity="gateway"))
+        conn = exchange(server, ibe_client_config(ta.public, server_name="gw.example", ibe_identity="gateway"))
     assert conn.ibe_identity == "gateway"
 
 
 def test_resumption_from_ticket_spends_no_pairing(ta: TAMasterKey) -> None:
     settings = server_settings(ta.extract("localhost"), tickets=True)
-    config = client_config(ta.public)
+    config = ibe_client_config(ta.public)
     with running_server(settings) as (server, observed):
         first = exchange(server, config)
         assert first.session.tickets, "the server must have issued a ticket"
@@ -116,13 +109,13 @@ def test_client_without_fallback_refuses_a_certificate_only_server(ta: TAMasterK
     with running_server(settings, cert=issue(ca, "localhost")) as (server, _):
         with pytest.raises(TLSLocalAlert, match="did not accept the IBE-PSK for 'localhost'") as raised:
             # A lean ClientHello has no signature_algorithms: the server refuses it first (test_conformance_server).
-            exchange(server, client_config(ta.public, ibe_lean_client_hello=False))
+            exchange(server, ibe_client_config(ta.public, ibe_lean_client_hello=False))
     assert raised.value.description == AlertDescription.handshake_failure
 
 
 def test_client_falls_back_to_a_validated_certificate(ta: TAMasterKey) -> None:
     ca = make_ca()
-    config = client_config(ta.public)
+    config = ibe_client_config(ta.public)
     config.checker = ServerCertificateChecker(TrustAnchors([ca.certificate]), "localhost")
     with running_server(HandshakeSettings(), cert=issue(ca, "localhost")) as (server, _):
         conn = exchange(server, config)
@@ -130,7 +123,7 @@ def test_client_falls_back_to_a_validated_certificate(ta: TAMasterKey) -> None:
 
 
 def test_fallback_certificate_from_another_ca_is_refused(ta: TAMasterKey) -> None:
-    config = client_config(ta.public)
+    config = ibe_client_config(ta.public)
     config.checker = ServerCertificateChecker(TrustAnchors([make_ca().certificate]), "localhost")
     with running_server(HandshakeSettings(), cert=issue(make_ca("rogue CA"), "localhost")) as (server, _):
         with pytest.raises(Exception, match="does not validate"):
@@ -142,14 +135,14 @@ def test_server_with_certificate_and_ibe_serves_both(ta: TAMasterKey) -> None:
     plain = ClientConfig(HandshakeSettings(), server_name="localhost")
     plain.checker = ServerCertificateChecker(TrustAnchors([ca.certificate]), "localhost")
     with running_server(server_settings(ta.extract("localhost")), cert=issue(ca, "localhost")) as (server, _):
-        assert exchange(server, client_config(ta.public)).mode == HandshakeMode.IBE_PSK
+        assert exchange(server, ibe_client_config(ta.public)).mode == HandshakeMode.IBE_PSK
         assert exchange(server, plain).mode == HandshakeMode.CERTIFICATE
 
 
 def test_key_from_another_ta_falls_back_to_certificate(ta: TAMasterKey) -> None:
     ca = make_ca()
     other_ta = TAMasterKey.generate()
-    config = client_config(other_ta.public)
+    config = ibe_client_config(other_ta.public)
     config.checker = ServerCertificateChecker(TrustAnchors([ca.certificate]), "localhost")
     with running_server(server_settings(ta.extract("localhost")), cert=issue(ca, "localhost")) as (server, _):
         assert exchange(server, config).mode == HandshakeMode.CERTIFICATE
@@ -158,7 +151,7 @@ def test_key_from_another_ta_falls_back_to_certificate(ta: TAMasterKey) -> None:
 def test_client_needs_an_identity(ta: TAMasterKey) -> None:
     with running_server(server_settings(ta.extract("localhost"))) as (server, _):
         with pytest.raises(ValueError, match=r"needs settings\.ibe_identity or serverName"):
-            connect(*server.address, client_config(ta.public, server_name=None))  # type: ignore[arg-type]
+            connect(*server.address, ibe_client_config(ta.public, server_name=None))  # type: ignore[arg-type]
 
 
 def test_captured_tiiger_first_flight(vectors: dict[str, Any]) -> None:
@@ -179,10 +172,10 @@ def test_sha384_external_psk_and_ticket_next_to_an_ibe_psk(ta: TAMasterKey) -> N
     settings.pskConfigs = [external]
     with running_server(settings) as (server, _):
         # The lean ClientHello keeps the SHA-384 suites the external PSK needs; the server takes that PSK.
-        first = exchange(server, client_config(ta.public, pskConfigs=[external]))
+        first = exchange(server, ibe_client_config(ta.public, pskConfigs=[external]))
         # Its SHA-384 ticket, offered before an IBE-PSK: the server prefers a SHA-256 suite for the IBE-PSK,
         # where the ticket cannot be used, and must not let the ticket block the IBE-PSK.
-        second = exchange(server, client_config(ta.public), session=first.session)
+        second = exchange(server, ibe_client_config(ta.public), session=first.session)
     assert (first.mode, first.cipher) == ("external-psk", "aes256gcm")
     assert second.mode == "ibe-psk"
 
@@ -198,7 +191,7 @@ def testoffered_psk_hashes_include_the_tickets() -> None:
 
 
 def test_ibe_only_client_hello_is_lean(ta: TAMasterKey) -> None:
-    settings = client_config(ta.public).settings
+    settings = ibe_client_config(ta.public).settings
     hello = capture_client_hello(settings, "localhost").hello
     types = {e.extType for e in hello.extensions}
     assert ExtensionType.signature_algorithms not in types and ExtensionType.session_ticket not in types

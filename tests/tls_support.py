@@ -24,11 +24,25 @@ from tlslite.x509certchain import X509CertChain
 
 from ibepsk import ClientAuthentication, HandshakeSettings, TLSConnection
 from ibepsk.client import ClientConfig, connect
+from ibepsk.keys import TAPublicParams
 from ibepsk.server import ServerConfig, TLSServer
 
 from pki import Issued
 
 TIMEOUT = 10
+
+
+def settings_with(**fields: Any) -> HandshakeSettings:
+    """HandshakeSettings with ``fields`` set on them."""
+    settings = HandshakeSettings()
+    for name, value in fields.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def ibe_client_config(public: TAPublicParams, server_name: str = "localhost", **fields: Any) -> ClientConfig:
+    """An IBE-PSK client of ``public``'s TA, with ``fields`` set on its settings."""
+    return ClientConfig(settings_with(ibe_public_params=public, **fields), server_name=server_name)
 
 
 @dataclass
