@@ -228,12 +228,12 @@ def check_same_sharing(what: str, sharing: Sharing, expected: Sharing) -> None:
         return
     if (sharing.threshold, sharing.shares) == (expected.threshold, expected.shares):
         raise KeyMismatchError(
-            f"shares from different refresh generations: {what} is from generation {sharing.generation}, "
-            f"not {expected.generation}"
+            f"shares from different refresh generations: {what} is of generation {sharing.generation}, "
+            f"the TA's public parameters of generation {expected.generation}"
         )
     raise KeyMismatchError(
         f"{what} is from a {sharing.threshold}-of-{sharing.shares} sharing, "
-        f"not {expected.threshold}-of-{expected.shares}"
+        f"the TA's public parameters from a {expected.threshold}-of-{expected.shares} one"
     )
 
 
