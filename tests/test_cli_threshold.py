@@ -254,3 +254,12 @@ def test_combine_refuses_to_overwrite(ta: Path, partials: dict[int, Path], tmp_p
     output.write_text("keep me")
     assert_one_line_error(combine(ta, output, partials[1], partials[2]), "already exists")
     assert output.read_text() == "keep me"
+
+
+def test_bench_ibe_reports_partial_extraction_and_combination() -> None:
+    result = ibepsk("bench", "ibe", "--runs", "1", "--iterations", "2")
+    assert result.returncode == 0, result.stderr
+    rows = {line[:36].strip(): line[36:].split() for line in result.stdout.splitlines()}
+    for name in ("threshold: partial key s_i·H1(ID)", "threshold: combine 2 of 3, checked"):
+        median, ratio, *_ = rows[name]
+        assert float(median) > 0 and float(ratio) > 0
