@@ -238,6 +238,7 @@ def check_same_sharing(what: str, sharing: Sharing, expected: Sharing) -> None:
 
 
 def check_same_ta(what: str, ta_fingerprint: str, public: TAPublicParams) -> None:
+    """Raise KeyMismatchError when ``what`` (a share or partial key) names another TA than ``public``."""
     if ta_fingerprint != public.fingerprint:
         raise KeyMismatchError(f"{what} is from TA {ta_fingerprint[:16]}…, not from TA {public.fingerprint[:16]}…")
 
