@@ -40,7 +40,7 @@ from .ibe.encoding import G1_BYTES, decode_g1, decode_g2, encode_g1, encode_g2
 from .ibe.errors import PointDecodeError
 from .ibe.hashes import h1
 from .ibe.kem import identity_bytes
-from .ibe.shamir import check_threshold, combine_g1
+from .ibe.shamir import check_threshold, on_one_polynomial_g1
 
 SCHEME = "BF-BLS12381-TIIGER"
 FORMAT_VERSION = "1"
@@ -523,14 +523,14 @@ def _parse_threshold_public(armored: _Armored, backend: PairingBackend) -> Thres
         raise KeyFileError(f"{armored.label}: the body has the wrong length for {sharing.shares} shares")
     points = [armored.body[i : i + G1_BYTES] for i in range(0, len(armored.body), G1_BYTES)]
     public = _parse_public(armored, backend, points[0])
-    share_points = {
-        index: _decode(decode_g1, backend, point, f"public key of share {index}")
-        for index, point in enumerate(points[1:], start=1)
+    decoded = {
+        index: _decode(decode_g1, backend, point, f"public key of share {index}" if index else "TA public key")
+        for index, point in enumerate(points)
     }
-    first = {index: share_points[index] for index in range(1, sharing.threshold + 1)}
-    # Any T of the P_i interpolate to Ppub; checking the first T catches a corrupted or substituted one among them.
-    if encode_g1(backend, combine_g1(backend, first)) != public.public_key:
-        raise KeyFileError("the share public keys do not combine to the TA public key (corrupted file?)")
+    # Ppub and every P_i on one polynomial of degree < T: a corrupted or substituted share public key is caught
+    # here, not later as an honest node's partial key that fails its check.
+    if not on_one_polynomial_g1(backend, decoded, sharing.threshold):
+        raise KeyFileError("the share public keys and the TA public key do not fit one sharing (corrupted file?)")
     return ThresholdPublicParams(public, sharing, tuple(points[1:]))
 
 

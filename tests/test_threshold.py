@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from ibepsk import keys, threshold
 from ibepsk.ibe import available_backends, get_backend
 from ibepsk.ibe.backend import GROUP_ORDER, PairingBackend
-from ibepsk.ibe.encoding import decode_g2, encode_g1, encode_g2
-from ibepsk.ibe.shamir import combine_g2, lagrange_at_zero, split_secret
+from ibepsk.ibe.encoding import decode_g1, decode_g2, encode_g1, encode_g2
+from ibepsk.ibe.shamir import combine_g2, lagrange_at_zero, on_one_polynomial_g1, split_secret
 from ibepsk.keys import IdentityKey, KeyMismatchError, PartialIdentityKey
 from ibepsk.threshold import ThresholdTA
 
@@ -222,12 +222,26 @@ def test_corrupted_threshold_files_are_refused() -> None:
         keys.parse_key(_mangled(share_pem, "Generation: 0", "Generation: -1"))
     with pytest.raises(keys.KeyFileError, match="threshold 4 is more than the 3 shares"):
         keys.parse_key(_mangled(share_pem, "Threshold: 2", "Threshold: 4"))
-    p1, p2, *rest = ta.public.share_keys
-    swapped = dataclasses.replace(ta.public, share_keys=(p2, p1, *rest))
-    with pytest.raises(keys.KeyFileError, match="do not combine to the TA public key"):
-        keys.parse_key(swapped.to_pem())
+    p1, p2, p3 = ta.public.share_keys
+    foreign = threshold.deal(2, 3).public.share_keys[2]
+    for share_keys in ((p1, p2, foreign), (p1, p2, p2), (p2, p1, p3)):
+        with pytest.raises(keys.KeyFileError, match="do not fit one sharing"):
+            keys.parse_key(dataclasses.replace(ta.public, share_keys=share_keys).to_pem())
     with pytest.raises(keys.KeyFileError, match="wrong length for 4 shares"):
         keys.parse_key(_mangled(ta.public.to_pem(), "Shares: 3", "Shares: 4"))
+
+
+@given(dealt(), st.integers(0, 5), st.integers(1, GROUP_ORDER - 1))
+@PROPERTY
+def test_any_point_off_the_sharing_is_detected(setup: tuple[ThresholdTA, list[int]], which: int, shift: int) -> None:
+    ta, _ = setup
+    backend = get_backend()
+    points = {0: decode_g1(backend, ta.public.public.public_key)}
+    points.update({i: decode_g1(backend, key) for i, key in enumerate(ta.public.share_keys, start=1)})
+    assert on_one_polynomial_g1(backend, points, ta.public.sharing.threshold)
+    moved = which % len(points)
+    points[moved] = backend.g1_add(points[moved], backend.g1_mul(backend.g1_generator(), shift))
+    assert not on_one_polynomial_g1(backend, points, ta.public.sharing.threshold)
 
 
 def test_sharing_bounds() -> None:

@@ -64,6 +64,35 @@ def lagrange_at_zero(indexes: Sequence[int]) -> list[int]:
     return coefficients
 
 
+def on_one_polynomial_g1(
+    backend: PairingBackend, points: Mapping[int, G1Element], threshold: int, randbelow: RandomBelow = secrets.randbelow
+) -> bool:
+    """Whether the points y_x = f(x)·P1 (x = 0 for Ppub, 1..N for the shares) come from one f of degree < T.
+
+    One random check, N + 1 scalar multiplications: with v_x = Π_(z≠x) (x − z) and a random polynomial g of
+    degree < N + 1 − T, Σ g(x)/v_x · f(x) = 0 for every f of degree < T (it is the leading coefficient of an
+    interpolant of f·g, whose degree is too low), while for points on no such f the sum is 0 with probability
+    1/r only.
+    """
+    xs = list(points)
+    spare = len(xs) - threshold  # how many points more than T: the dual code's dimension
+    if spare <= 0:
+        return True  # T points or fewer lie on some polynomial of degree < T
+    g = [randbelow(GROUP_ORDER) for _ in range(spare)]
+    total = reduce(
+        backend.g1_add, (backend.g1_mul(points[x], weight) for x, weight in zip(xs, _dual_weights(xs, g), strict=True))
+    )
+    return backend.g1_affine(total) is None
+
+
+def _dual_weights(xs: Sequence[int], g: Sequence[int]) -> list[int]:
+    weights = []
+    for x in xs:
+        v = reduce(lambda acc, z: acc * (x - z) % GROUP_ORDER, (z for z in xs if z != x), 1)
+        weights.append(_evaluate(g, x) * pow(v, -1, GROUP_ORDER) % GROUP_ORDER)
+    return weights
+
+
 def combine_g1(backend: PairingBackend, points: Mapping[int, G1Element]) -> G1Element:
     """Σ λ_i·P_i over the given share indexes: s·P1 from the per-share public keys s_i·P1."""
     return _combine(points, backend.g1_mul, backend.g1_add)
