@@ -654,7 +654,7 @@ def _add_ta_commands(ta: Parser) -> None:
         public keys that "ta combine" checks partial keys against.
         """,
     )
-    init.add_argument("dir", type=_directory, metavar="DIR", help="directory for the two files")
+    init.add_argument("dir", type=_directory, metavar="DIR", help="directory for the files")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.add_argument(
         "--shares",
@@ -671,7 +671,7 @@ def _add_ta_commands(ta: Parser) -> None:
     extract = _add_command(
         sub,
         "extract",
-        "issue the identity key of IDENTITY",
+        "issue the identity key of IDENTITY (with --share: a partial key)",
         """
         Issue the identity key of IDENTITY (usually the server's host name) from the TA master secret, into a
         file of mode 0600 for the server that answers to that name ("ibepsk serve --ibe-key FILE").

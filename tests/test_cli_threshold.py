@@ -78,7 +78,7 @@ def test_combined_key_serves_a_client_that_knows_only_the_public_parameters(
 ) -> None:
     key = tmp_path / "localhost.key"
     assert combine(ta, key, partials[3], partials[1]).returncode == 0
-    server = ServerProcess("--ibe-key", str(key), "--ta", str(ta / "public.pem"))
+    server = ServerProcess("--ibe-key", str(key), "--ta", str(ta / "threshold.pem"))
     try:
         for public in ("public.pem", "threshold.pem"):  # the threshold file serves as public parameters too
             result = ibepsk(
