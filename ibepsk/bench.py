@@ -22,6 +22,7 @@ from .ibe.hashes import h1
 from .keys import TAMasterKey
 from .netem import DelayProxy
 from .server import ServerConfig, TLSServer, www_application, www_early_data_handler
+from .threshold import combine, deal
 from .tls import HandshakeSettings
 
 
@@ -64,6 +65,8 @@ def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Meas
     ciphertext = encapsulator.encapsulate().ciphertext
     g1, g2 = backend.g1_generator(), backend.g2_generator()
     sigma, message = os.urandom(32), os.urandom(32)
+    threshold_ta = deal(2, 3, backend)
+    partials = [share.extract("bench.example", backend) for share in threshold_ta.shares[:2]]
 
     def measure(name: str, call: Callable[[], object], target_us: float | None = None) -> Measurement:
         return Measurement(name, median_us(call, iterations, runs), target_us)
@@ -76,6 +79,10 @@ def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Meas
         measure("encapsulate, cold", lambda: encapsulate("bench.example", ppub, backend=backend)),
         measure("encapsulate, cached per identity", encapsulator.encapsulate, 2000),
         measure("decapsulate", lambda: decapsulator.decapsulate(ciphertext), 1600),
+        # A threshold TA: one node's partial key (H1 and one G2 multiplication), and the combination of T = 2 of
+        # them with every check it makes (two pairings per partial key and two for the result).
+        measure("threshold: partial key s_i·H1(ID)", lambda: threshold_ta.shares[0].extract("bench.example", backend)),
+        measure("threshold: combine 2 of 3, checked", lambda: combine(threshold_ta.public, partials, backend=backend)),
     ]
     print(f"ibepsk bench ibe — backend {backend.name}; {machine_line()}")
     print(f"median of {runs} runs x {iterations} calls; ratio = time / one pairing measured in this run")

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from tlslite.errors import TLSError
 
-from . import keys
+from . import keys, threshold
 from .epochs import EpochPeriod, epoch_identity
 from .ibe.errors import IbeError
 from .server import STOPPING_HELP
@@ -28,6 +28,7 @@ from .tls.certs import ClientCertProfile
 
 MASTER_FILE = "master.key"
 PUBLIC_FILE = "public.pem"
+THRESHOLD_PUBLIC_FILE = "threshold.pem"
 DEFAULT_REPLAY_STORE = "memory"
 
 EXIT_FAILURE = 1
@@ -45,6 +46,10 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _ta_init(args: argparse.Namespace) -> int:
     directory = _output_directory(args.dir)
+    if (args.shares is None) != (args.threshold is None):
+        raise CliError("--shares and --threshold go together")
+    if args.shares is not None:
+        return _ta_init_threshold(directory, args.threshold, args.shares, args.force)
     directory.mkdir(parents=True, exist_ok=True)
     targets = [directory / MASTER_FILE, directory / PUBLIC_FILE]
     _refuse_existing(targets, args.force)
@@ -56,13 +61,77 @@ def _ta_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _share_file(index: int) -> str:
+    return f"share-{index}.key"
+
+
+def _threshold_files(directory: Path, ta: threshold.ThresholdTA) -> list[tuple[Path, keys.KeyObject]]:
+    """Where a threshold TA's files go: threshold.pem and share-I.key (and public.pem, written once by init)."""
+    shares = [(directory / _share_file(share.index), share) for share in ta.shares]
+    return [(directory / THRESHOLD_PUBLIC_FILE, ta.public), *shares]
+
+
+def _ta_init_threshold(directory: Path, threshold_count: int, share_count: int, force: bool) -> int:
+    ta = threshold.deal(threshold_count, share_count)
+    writes = [(directory / PUBLIC_FILE, ta.public.public), *_threshold_files(directory, ta)]
+    _refuse_existing([path for path, _ in writes], force)
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, obj in writes:
+        keys.write_key_file(path, obj, force=force)
+    print(f"wrote {writes[0][0]} and {writes[1][0]} (public)")
+    print(
+        f"wrote {share_count} shares, {writes[2][0]} … {writes[-1][0]} (secret, mode 0600): give each to its own "
+        f"TA node; any {threshold_count} of them issue keys. No file holds the master secret."
+    )
+    print(f"TA fingerprint: {ta.public.fingerprint}")
+    return 0
+
+
+def _ta_refresh(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    public = keys.load_threshold_public_params(directory / THRESHOLD_PUBLIC_FILE)
+    paths = [directory / _share_file(index) for index in range(1, public.sharing.shares + 1)]
+    shares = []
+    for path in paths:
+        share = keys.load_key_share(path)
+        if path.name != _share_file(share.index):
+            raise CliError(f"{path}: holds share {share.index}, not the share its name says")
+        shares.append(share)
+    refreshed = threshold.refresh(threshold.ThresholdTA(public, tuple(shares)))
+    # The old shares must not survive: each file is replaced (atomically), the shares first, so an interruption
+    # leaves shares of the new generation that the old threshold.pem refuses by generation, never a silent mix.
+    for path, obj in reversed(_threshold_files(directory, refreshed)):
+        keys.write_key_file(path, obj, force=True)
+    print(
+        f"refreshed the {len(shares)} shares in {directory} to generation {refreshed.public.sharing.generation} "
+        f"and rewrote {directory / THRESHOLD_PUBLIC_FILE}; the TA public key is unchanged"
+    )
+    return 0
+
+
+def _ta_combine(args: argparse.Namespace) -> int:
+    public = keys.load_threshold_public_params(args.ta)
+    output = Path(args.output)
+    _refuse_existing([output], args.force)
+    partials = [keys.load_partial_key(path) for path in args.partials]
+    identity_key = threshold.combine(public, partials, names=[Path(path).name for path in args.partials])
+    keys.write_key_file(output, identity_key, force=args.force)
+    print(
+        f"checked {len(partials)} partial keys and wrote the identity key for {identity_key.identity!r} to {output} "
+        "(secret, mode 0600)"
+    )
+    return 0
+
+
 def _master_path(ta: str) -> Path:
     path = Path(ta)
     return path / MASTER_FILE if path.is_dir() else path
 
 
 def _ta_extract(args: argparse.Namespace) -> int:
-    master = keys.load_master_key(_master_path(args.master))
+    master: keys.TAMasterKey | keys.KeyShare = (
+        keys.load_key_share(args.share) if args.share else keys.load_master_key(_master_path(args.master))
+    )
     output = Path(args.output)
     _refuse_existing([output], args.force)
     identity = args.identity
@@ -72,7 +141,8 @@ def _ta_extract(args: argparse.Namespace) -> int:
         identity = _epoch_bound(identity, args.epoch, args.at)
     identity_key = master.extract(identity)
     keys.write_key_file(output, identity_key, force=args.force)
-    print(f"wrote identity key for {identity_key.identity!r} to {output} (secret, mode 0600)")
+    what = "identity key" if isinstance(identity_key, keys.IdentityKey) else f"partial key (share {identity_key.index})"
+    print(f"wrote {what} for {identity_key.identity!r} to {output} (secret, mode 0600)")
     return 0
 
 
@@ -82,6 +152,13 @@ def _ta_show(args: argparse.Namespace) -> int:
     if isinstance(key, keys.IdentityKey) and args.ta:
         key.verify(keys.load_public_params(args.ta))
         print("  verified against the given TA public parameters")
+    if isinstance(key, keys.PartialIdentityKey | keys.KeyShare) and args.ta:
+        public = keys.load_threshold_public_params(args.ta)
+        if isinstance(key, keys.KeyShare):
+            public.verify_share(key)
+        else:
+            public.verify_partial(key)
+        print("  verified against the given threshold TA public parameters")
     return 0
 
 
@@ -392,6 +469,9 @@ def build_parser() -> Parser:
 
             Start with "ibepsk ta init DIR" (DIR/{MASTER_FILE}, secret, and DIR/{PUBLIC_FILE}), then
             "ibepsk ta extract --master DIR NAME -o NAME.key" for each server.
+
+            A threshold TA ("ta init DIR --shares N --threshold T") has no master secret file: each of N nodes
+            holds a share and issues partial keys ("ta extract --share"); any T of them "ta combine" into a key.
             """,
         )
     )
@@ -567,26 +647,46 @@ def _add_ta_commands(ta: Parser) -> None:
         Create a Trusted Authority: a fresh master secret in DIR/{MASTER_FILE} (mode 0600; keep it offline)
         and the public parameters in DIR/{PUBLIC_FILE}, which every client needs. DIR is created if needed;
         existing files are kept unless --force.
+
+        With --shares N --threshold T, a threshold TA: the master secret is generated, split into N shares
+        (DIR/share-1.key … DIR/share-N.key, mode 0600, one for each TA node) and forgotten; any T shares issue
+        keys, fewer learn nothing. DIR/{THRESHOLD_PUBLIC_FILE} holds the public parameters with the per-share
+        public keys that "ta combine" checks partial keys against.
         """,
     )
-    init.add_argument("dir", type=_directory, metavar="DIR", help="directory for the two files")
+    init.add_argument("dir", type=_directory, metavar="DIR", help="directory for the files")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
+    init.add_argument(
+        "--shares",
+        type=_positive_int,
+        metavar="N",
+        help=f"threshold TA: split the master secret into N shares, DIR/share-I.key, with DIR/{PUBLIC_FILE} and "
+        f"DIR/{THRESHOLD_PUBLIC_FILE}; no file holds the master secret (2 to 255; with --threshold)",
+    )
+    init.add_argument(
+        "--threshold", type=_positive_int, metavar="N", help="threshold TA: how many shares issue a key (2 to --shares)"
+    )
     init.set_defaults(handler=_ta_init)
 
     extract = _add_command(
         sub,
         "extract",
-        "issue the identity key of IDENTITY",
+        "issue the identity key of IDENTITY (with --share: a partial key)",
         """
         Issue the identity key of IDENTITY (usually the server's host name) from the TA master secret, into a
         file of mode 0600 for the server that answers to that name ("ibepsk serve --ibe-key FILE").
+
+        On a node of a threshold TA, --share FILE issues this share's partial key instead; "ibepsk ta combine"
+        turns enough of them into the identity key.
 
         An identity is any text, UTF-8 included, on one line, without control characters or surrounding
         spaces. With --epoch the key is for IDENTITY|DATE only, so it stops working once the server drops it.
         """,
     )
-    extract.add_argument(
-        "--master", required=True, metavar="DIR|FILE", help=f"TA directory (holding {MASTER_FILE}) or master key file"
+    issuer = extract.add_mutually_exclusive_group(required=True)
+    issuer.add_argument("--master", metavar="DIR|FILE", help=f"TA directory (holding {MASTER_FILE}) or master key file")
+    issuer.add_argument(
+        "--share", metavar="FILE", help="threshold TA: this node's share; writes a partial key for ta combine"
     )
     extract.add_argument("identity", type=_identity, metavar="IDENTITY", help="e.g. the server's host name")
     extract.add_argument("-o", "--output", required=True, metavar="FILE", help="identity key file to write")
@@ -601,18 +701,63 @@ def _add_ta_commands(ta: Parser) -> None:
     extract.add_argument("--force", action="store_true", help="overwrite an existing file")
     extract.set_defaults(handler=_ta_extract)
 
+    combine = _add_command(
+        sub,
+        "combine",
+        "threshold TA: combine partial keys into an identity key",
+        f"""
+        Check each partial key against the per-share public keys in --ta (the threshold TA's
+        {THRESHOLD_PUBLIC_FILE}) and combine them into the identity key of their identity: an ordinary key file
+        for "ibepsk serve --ibe-key". Any T partial keys of the same identity and refresh generation give the
+        same key.
+
+        Every bad partial key is named (file and share index) and nothing is written; so are fewer partial keys
+        than the threshold, a share index given twice, and partial keys of different identities, TAs or
+        refresh generations.
+        """,
+    )
+    combine.add_argument(
+        "--ta", required=True, metavar="FILE", help=f"the threshold TA's public parameters ({THRESHOLD_PUBLIC_FILE})"
+    )
+    combine.add_argument("partials", nargs="+", metavar="PARTIAL", help="partial key files, from different shares")
+    combine.add_argument("-o", "--output", required=True, metavar="FILE", help="identity key file to write")
+    combine.add_argument("--force", action="store_true", help="overwrite an existing file")
+    combine.set_defaults(handler=_ta_combine)
+
+    refresh = _add_command(
+        sub,
+        "refresh",
+        "threshold TA: re-randomize every share, same TA public key",
+        f"""
+        Proactive refresh of a threshold TA: add a fresh sharing of zero to every share in DIR (DIR/share-I.key,
+        all N of them, and DIR/{THRESHOLD_PUBLIC_FILE}). The master secret and the TA public key
+        ({PUBLIC_FILE}, what clients hold) stay the same; every share and per-share public key changes, and the
+        refresh generation goes up by one, so shares that leaked before the refresh are useless after it: old
+        and new shares never combine.
+
+        The files are replaced in place: that is the point, the old shares must not survive.
+        """,
+    )
+    refresh.add_argument(
+        "dir", type=_directory, metavar="DIR", help=f"directory holding {THRESHOLD_PUBLIC_FILE} and every share"
+    )
+    refresh.set_defaults(handler=_ta_refresh)
+
     show = _add_command(
         sub,
         "show",
         "describe a key file (never prints secrets)",
         """
         Check a key file (format, scheme, point encodings, fingerprints) and say what it holds: TA public
-        parameters, a TA master secret, or the identity key of one identity. Secrets are never printed. With
-        --ta an identity key is also verified against the TA's public parameters.
+        parameters, a TA master secret, or the identity key of one identity; for a threshold TA, its public
+        parameters, a share, or a partial key. Secrets are never printed. With --ta an identity key is also
+        verified against the TA's public parameters, a share or partial key against the threshold TA's.
         """,
     )
     show.add_argument("file", metavar="FILE", help="the key file")
-    show.add_argument("--ta", metavar="FILE", help="also verify an identity key against these public parameters")
+    show.add_argument(
+        "--ta", metavar="FILE", help="also verify an identity key, share or partial key against these public parameters"
+    )
     show.set_defaults(handler=_ta_show)
 
     imp = _add_command(

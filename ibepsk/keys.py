@@ -1,4 +1,4 @@
-"""TA and identity keys, and their self-describing PEM-style files.
+"""TA and identity keys, a threshold TA's shares and partial keys, and their self-describing PEM-style files.
 
 A file looks like::
 
@@ -24,6 +24,7 @@ import binascii
 import contextlib
 import errno
 import hashlib
+import hmac
 import os
 import secrets
 import tempfile
@@ -35,10 +36,11 @@ from typing import Any, TypeVar
 
 from .ibe import get_backend
 from .ibe.backend import GROUP_ORDER, PairingBackend
-from .ibe.encoding import decode_g1, decode_g2, encode_g1, encode_g2
+from .ibe.encoding import G1_BYTES, decode_g1, decode_g2, encode_g1, encode_g2
 from .ibe.errors import PointDecodeError
 from .ibe.hashes import h1
 from .ibe.kem import identity_bytes
+from .ibe.shamir import check_threshold, on_one_polynomial_g1
 
 SCHEME = "BF-BLS12381-TIIGER"
 FORMAT_VERSION = "1"
@@ -48,6 +50,9 @@ PUBLIC_FILE_MODE = 0o644
 LABEL_PUBLIC = "IBEPSK TA PUBLIC PARAMETERS"
 LABEL_MASTER = "IBEPSK TA MASTER SECRET"
 LABEL_IDENTITY = "IBEPSK IDENTITY KEY"
+LABEL_THRESHOLD_PUBLIC = "IBEPSK THRESHOLD TA PUBLIC PARAMETERS"
+LABEL_SHARE = "IBEPSK TA KEY SHARE"
+LABEL_PARTIAL = "IBEPSK PARTIAL IDENTITY KEY"
 
 _MASTER_BYTES = 32
 _BASE64_LINE = 64
@@ -165,11 +170,7 @@ class IdentityKey:
                 f"identity key for {self.identity!r} was issued by TA {self.ta_fingerprint[:16]}…, "
                 f"not by TA {public.fingerprint[:16]}…"
             )
-        d = _decode(decode_g2, backend, self.key, "identity key")
-        ppub = _decode(decode_g1, backend, public.public_key, "TA public key")
-        lhs = backend.pairing(d, backend.g1_generator())
-        rhs = backend.pairing(h1(backend, identity_bytes(self.identity)), ppub)
-        if not backend.gt_equal(lhs, rhs):
+        if not _issued_for(backend, self.key, self.identity, public.public_key):
             raise KeyMismatchError(f"identity key does not belong to identity {self.identity!r} under this TA")
 
     def to_pem(self) -> str:
@@ -184,8 +185,183 @@ class IdentityKey:
         )
 
 
-KeyObject = TAPublicParams | TAMasterKey | IdentityKey
-_K = TypeVar("_K", TAPublicParams, TAMasterKey, IdentityKey)
+def _issued_for(backend: PairingBackend, key: bytes, identity: str, public_key: bytes) -> bool:
+    """e(D, P1) == e(H1(identity), P): D = x·H1(identity) for the x of P = x·P1 (a TA's, or one share's)."""
+    d = _decode(decode_g2, backend, key, "identity key")
+    p = _decode(decode_g1, backend, public_key, "TA public key")
+    lhs = backend.pairing(d, backend.g1_generator())
+    return bool(backend.gt_equal(lhs, backend.pairing(h1(backend, identity_bytes(identity)), p)))
+
+
+# --- a threshold TA: shares of the master secret, partial keys -----------------
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """Which sharing of a threshold TA's master secret a file belongs to: any T of N shares issue keys; each
+    proactive refresh starts a new generation, whose shares never combine with an older one's."""
+
+    threshold: int
+    shares: int
+    generation: int = 0
+
+    def __post_init__(self) -> None:
+        check_threshold(self.threshold, self.shares)
+        if self.generation < 0:
+            raise ValueError(f"refresh generation {self.generation} is negative")
+
+    def check_index(self, index: int) -> int:
+        if not 0 < index <= self.shares:
+            raise ValueError(f"share index {index} is not one of 1..{self.shares}")
+        return index
+
+    def headers(self) -> dict[str, str]:
+        return {"Threshold": str(self.threshold), "Shares": str(self.shares), "Generation": str(self.generation)}
+
+    def __str__(self) -> str:
+        return f"{self.threshold} of {self.shares}, refresh generation {self.generation}"
+
+
+def check_same_sharing(what: str, sharing: Sharing, expected: Sharing) -> None:
+    """Raise KeyMismatchError when ``what`` belongs to another sharing; a refresh generation is named as such."""
+    if sharing == expected:
+        return
+    if (sharing.threshold, sharing.shares) == (expected.threshold, expected.shares):
+        raise KeyMismatchError(
+            f"shares from different refresh generations: {what} is of generation {sharing.generation}, "
+            f"the TA's public parameters of generation {expected.generation}"
+        )
+    raise KeyMismatchError(
+        f"{what} is from a {sharing.threshold}-of-{sharing.shares} sharing, "
+        f"the TA's public parameters from a {expected.threshold}-of-{expected.shares} one"
+    )
+
+
+def check_same_ta(what: str, ta_fingerprint: str, public: TAPublicParams) -> None:
+    """Raise KeyMismatchError when ``what`` (a share or partial key) names another TA than ``public``."""
+    if ta_fingerprint != public.fingerprint:
+        raise KeyMismatchError(f"{what} is from TA {ta_fingerprint[:16]}…, not from TA {public.fingerprint[:16]}…")
+
+
+@dataclass(frozen=True)
+class ThresholdPublicParams:
+    """A threshold TA's public parameters: Ppub = s·P1, which clients use as any TA's, and the per-share
+    public keys P_i = s_i·P1 (97-byte G1 encodings, index i at position i − 1) that check each partial key."""
+
+    public: TAPublicParams
+    sharing: Sharing
+    share_keys: tuple[bytes, ...]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.public.fingerprint
+
+    def share_key(self, index: int) -> bytes:
+        return self.share_keys[self.sharing.check_index(index) - 1]
+
+    def verify_share(self, share: KeyShare) -> None:
+        """The share belongs to this TA and sharing, and s_i·P1 is the published P_i."""
+        what = f"share {share.index}"
+        check_same_ta(what, share.ta_fingerprint, self.public)
+        check_same_sharing(what, share.sharing, self.sharing)
+        if share.share_key != self.share_key(share.index):
+            raise KeyMismatchError(f"{what} does not match its public key in the TA's public parameters")
+
+    def verify_partial(self, partial: PartialIdentityKey, backend: PairingBackend | None = None) -> None:
+        """Check e(D_i, P1) == e(H1(identity), P_i): issued by share i of this TA for this identity."""
+        what = f"partial key from share {partial.index}"
+        check_same_ta(what, partial.ta_fingerprint, self.public)
+        check_same_sharing(what, partial.sharing, self.sharing)
+        if not _issued_for(backend or get_backend(), partial.key, partial.identity, self.share_key(partial.index)):
+            raise KeyMismatchError(
+                f"{what} was not issued for identity {partial.identity!r} by share {partial.index} of this TA"
+            )
+
+    def to_pem(self) -> str:
+        headers = {**self.sharing.headers(), "TA-Fingerprint": self.fingerprint}
+        return _armor(LABEL_THRESHOLD_PUBLIC, headers, self.public.public_key + b"".join(self.share_keys))
+
+    def describe(self) -> str:
+        return (
+            f"threshold TA public parameters ({SCHEME}; any {self.sharing.threshold} of "
+            f"{self.sharing.shares} shares issue keys)\n  fingerprint: {self.fingerprint}\n"
+            f"  refresh generation: {self.sharing.generation}"
+        )
+
+
+@dataclass(frozen=True)
+class KeyShare:
+    """Share s_i = f(i) of a threshold TA's master secret, with its public key P_i = s_i·P1."""
+
+    index: int
+    secret: int = field(repr=False)
+    share_key: bytes
+    sharing: Sharing
+    ta_fingerprint: str
+
+    @classmethod
+    def from_secret(
+        cls, index: int, secret: int, sharing: Sharing, ta_fingerprint: str, backend: PairingBackend | None = None
+    ) -> KeyShare:
+        backend = backend or get_backend()
+        if not 0 < secret < GROUP_ORDER:
+            raise ValueError("a key share must be in 1..r-1")
+        share_key = encode_g1(backend, backend.g1_mul(backend.g1_generator(), secret))
+        return cls(sharing.check_index(index), secret, share_key, sharing, ta_fingerprint)
+
+    def extract(self, identity: str, backend: PairingBackend | None = None) -> PartialIdentityKey:
+        """D_i = s_i·H1(ID): one share's part of the identity key."""
+        backend = backend or get_backend()
+        point = backend.g2_mul(h1(backend, identity_bytes(validate_identity(identity))), self.secret)
+        return PartialIdentityKey(identity, self.index, encode_g2(backend, point), self.sharing, self.ta_fingerprint)
+
+    def to_pem(self) -> str:
+        headers = {
+            "Share-Index": str(self.index),
+            **self.sharing.headers(),
+            "TA-Fingerprint": self.ta_fingerprint,
+            "Share-Fingerprint": _fingerprint(self.share_key),
+        }
+        return _armor(LABEL_SHARE, headers, self.secret.to_bytes(_MASTER_BYTES, "big"))
+
+    def describe(self) -> str:
+        return (
+            f"TA key share {self.index} of {self.sharing.shares} ({SCHEME}; secret not shown)\n"
+            f"  any {self.sharing.threshold} shares issue keys; refresh generation: {self.sharing.generation}\n"
+            f"  TA fingerprint: {self.ta_fingerprint}"
+        )
+
+
+@dataclass(frozen=True)
+class PartialIdentityKey:
+    """D_i = s_i·H1(ID) in G2 (193-byte MIRACL encoding): share i's part of the identity key for ``identity``."""
+
+    identity: str
+    index: int
+    key: bytes = field(repr=False)
+    sharing: Sharing
+    ta_fingerprint: str
+
+    def to_pem(self) -> str:
+        headers = {
+            **_identity_header(self.identity),
+            "Share-Index": str(self.index),
+            **self.sharing.headers(),
+            "TA-Fingerprint": self.ta_fingerprint,
+        }
+        return _armor(LABEL_PARTIAL, headers, self.key)
+
+    def describe(self) -> str:
+        return (
+            f"partial identity key from share {self.index} of {self.sharing.shares} ({SCHEME}; key not shown)\n"
+            f"  identity: {self.identity}\n"
+            f"  any {self.sharing.threshold} partial keys combine; refresh generation: {self.sharing.generation}\n"
+            f"  TA fingerprint: {self.ta_fingerprint}"
+        )
+
+
+KeyObject = TAPublicParams | TAMasterKey | IdentityKey | ThresholdPublicParams | KeyShare | PartialIdentityKey
+_K = TypeVar("_K", TAPublicParams, TAMasterKey, IdentityKey, ThresholdPublicParams, KeyShare, PartialIdentityKey)
 
 
 def _decode(decoder: Callable[[PairingBackend, bytes], Any], backend: PairingBackend, data: bytes, what: str) -> Any:
@@ -282,12 +458,19 @@ def parse_key(text: str, backend: PairingBackend | None = None) -> KeyObject:
         return _parse_master(armored, backend)
     if armored.label == LABEL_IDENTITY:
         return _parse_identity(armored, backend)
+    if armored.label == LABEL_THRESHOLD_PUBLIC:
+        return _parse_threshold_public(armored, backend)
+    if armored.label == LABEL_SHARE:
+        return _parse_share(armored, backend)
+    if armored.label == LABEL_PARTIAL:
+        return _parse_partial(armored, backend)
     raise KeyFileError(f"unknown key file type {armored.label!r}")
 
 
-def _parse_public(armored: _Armored, backend: PairingBackend) -> TAPublicParams:
-    _decode(decode_g1, backend, armored.body, "TA public key")
-    public = TAPublicParams(armored.body)
+def _parse_public(armored: _Armored, backend: PairingBackend, body: bytes | None = None) -> TAPublicParams:
+    body = armored.body if body is None else body
+    _decode(decode_g1, backend, body, "TA public key")
+    public = TAPublicParams(body)
     if public.fingerprint != _header(armored, "TA-Fingerprint"):
         raise KeyFileError("TA public key does not match its TA-Fingerprint header (corrupted file?)")
     return public
@@ -310,6 +493,69 @@ def _parse_identity(armored: _Armored, backend: PairingBackend) -> IdentityKey:
         raise KeyFileError(str(exc)) from exc
     _decode(decode_g2, backend, armored.body, "identity key")
     return IdentityKey(identity, armored.body, _header(armored, "TA-Fingerprint"))
+
+
+def _int_header(armored: _Armored, name: str) -> int:
+    value = _header(armored, name)
+    if not value.isdigit() or not value.isascii():
+        raise KeyFileError(f"{armored.label}: header {name!r} is not a whole number (corrupted file?)")
+    return int(value)
+
+
+def _sharing_from_headers(armored: _Armored) -> Sharing:
+    numbers = (_int_header(armored, name) for name in ("Threshold", "Shares", "Generation"))
+    try:
+        return Sharing(*numbers)
+    except ValueError as exc:
+        raise KeyFileError(f"{armored.label}: {exc} (corrupted file?)") from None
+
+
+def _share_index(armored: _Armored, sharing: Sharing) -> int:
+    try:
+        return sharing.check_index(_int_header(armored, "Share-Index"))
+    except ValueError as exc:
+        raise KeyFileError(f"{armored.label}: {exc} (corrupted file?)") from None
+
+
+def _parse_threshold_public(armored: _Armored, backend: PairingBackend) -> ThresholdPublicParams:
+    sharing = _sharing_from_headers(armored)
+    if len(armored.body) != G1_BYTES * (sharing.shares + 1):
+        raise KeyFileError(f"{armored.label}: the body has the wrong length for {sharing.shares} shares")
+    points = [armored.body[i : i + G1_BYTES] for i in range(0, len(armored.body), G1_BYTES)]
+    public = _parse_public(armored, backend, points[0])
+    decoded = {
+        index: _decode(decode_g1, backend, point, f"public key of share {index}" if index else "TA public key")
+        for index, point in enumerate(points)
+    }
+    # Ppub and every P_i on one polynomial of degree < T: a corrupted or substituted share public key is caught
+    # here, not later as an honest node's partial key that fails its check.
+    if not on_one_polynomial_g1(backend, decoded, sharing.threshold):
+        raise KeyFileError("the share public keys and the TA public key do not fit one sharing (corrupted file?)")
+    return ThresholdPublicParams(public, sharing, tuple(points[1:]))
+
+
+def _parse_share(armored: _Armored, backend: PairingBackend) -> KeyShare:
+    sharing = _sharing_from_headers(armored)
+    secret = int.from_bytes(armored.body, "big")
+    if len(armored.body) != _MASTER_BYTES or not 0 < secret < GROUP_ORDER:
+        raise KeyFileError("TA key share has the wrong length or range (corrupted file?)")
+    share = KeyShare.from_secret(
+        _share_index(armored, sharing), secret, sharing, _header(armored, "TA-Fingerprint"), backend
+    )
+    if not hmac.compare_digest(_fingerprint(share.share_key), _header(armored, "Share-Fingerprint")):
+        raise KeyFileError("TA key share does not match its Share-Fingerprint header (corrupted file?)")
+    return share
+
+
+def _parse_partial(armored: _Armored, backend: PairingBackend) -> PartialIdentityKey:
+    sharing = _sharing_from_headers(armored)
+    index = _share_index(armored, sharing)
+    try:
+        identity = validate_identity(_identity_from_headers(armored))
+    except ValueError as exc:
+        raise KeyFileError(str(exc)) from exc
+    _decode(decode_g2, backend, armored.body, "partial identity key")
+    return PartialIdentityKey(identity, index, armored.body, sharing, _header(armored, "TA-Fingerprint"))
 
 
 # --- files ------------------------------------------------------------------
@@ -338,6 +584,9 @@ _KINDS: dict[type[KeyObject], str] = {
     TAPublicParams: "TA public parameters",
     TAMasterKey: "a TA master secret",
     IdentityKey: "an identity key",
+    ThresholdPublicParams: "threshold TA public parameters",
+    KeyShare: "a TA key share",
+    PartialIdentityKey: "a partial identity key",
 }
 
 
@@ -349,7 +598,27 @@ def _load_as(kind: type[_K], path: str | os.PathLike[str], backend: PairingBacke
 
 
 def load_public_params(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> TAPublicParams:
-    return _load_as(TAPublicParams, path, backend)
+    """A TA's public parameters; a threshold TA's file serves as well (clients need only its Ppub)."""
+    key = read_key_file(path, backend)
+    if isinstance(key, ThresholdPublicParams):
+        return key.public
+    if not isinstance(key, TAPublicParams):
+        raise KeyFileError(f"{path}: expected {_KINDS[TAPublicParams]}, found {_KINDS[type(key)]}")
+    return key
+
+
+def load_threshold_public_params(
+    path: str | os.PathLike[str], backend: PairingBackend | None = None
+) -> ThresholdPublicParams:
+    return _load_as(ThresholdPublicParams, path, backend)
+
+
+def load_key_share(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> KeyShare:
+    return _load_as(KeyShare, path, backend)
+
+
+def load_partial_key(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> PartialIdentityKey:
+    return _load_as(PartialIdentityKey, path, backend)
 
 
 def load_master_key(path: str | os.PathLike[str], backend: PairingBackend | None = None) -> TAMasterKey:
@@ -371,6 +640,9 @@ def load_identity_key(
     return key
 
 
+_PUBLIC_KINDS = (TAPublicParams, ThresholdPublicParams)
+
+
 def write_key_file(path: str | os.PathLike[str], key: KeyObject, *, force: bool = False) -> None:
     """Write atomically; secrets get mode 0600; never replace a file unless ``force``.
 
@@ -385,7 +657,7 @@ def write_key_file(path: str | os.PathLike[str], key: KeyObject, *, force: bool 
         raise FileExistsError(f"{path} already exists (use --force to overwrite)")
     try:
         _write_via_temporary_file(
-            path, key.to_pem(), PUBLIC_FILE_MODE if isinstance(key, TAPublicParams) else SECRET_FILE_MODE, force
+            path, key.to_pem(), PUBLIC_FILE_MODE if isinstance(key, _PUBLIC_KINDS) else SECRET_FILE_MODE, force
         )
     except OSError as exc:
         exc.filename, exc.filename2 = str(path), None

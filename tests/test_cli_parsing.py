@@ -26,6 +26,8 @@ COMMANDS = [
     ("ta", "extract"),
     ("ta", "show"),
     ("ta", "import"),
+    ("ta", "combine"),
+    ("ta", "refresh"),
     ("serve",),
     ("connect",),
     ("demo",),

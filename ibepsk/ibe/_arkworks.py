@@ -51,6 +51,9 @@ class ArkworksBackend:
     def g1_mul(self, point: G1Point, scalar: int) -> G1Point:
         return point * _scalar(scalar)
 
+    def g1_add(self, a: G1Point, b: G1Point) -> G1Point:
+        return a + b
+
     def g1_equal(self, a: G1Point, b: G1Point) -> bool:
         return bool(a == b)
 
@@ -72,6 +75,9 @@ class ArkworksBackend:
 
     def g2_mul(self, point: G2Point, scalar: int) -> G2Point:
         return point * _scalar(scalar)
+
+    def g2_add(self, a: G2Point, b: G2Point) -> G2Point:
+        return a + b
 
     def g2_map_from_fp2(self, u: Fp2) -> G2Point:
         return G2Point.map_from_fp2_be(_fp2(u))

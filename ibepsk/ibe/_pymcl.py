@@ -58,6 +58,9 @@ class PymclBackend:
     def g1_mul(self, point: pymcl.G1, scalar: int) -> pymcl.G1:
         return point * _fr(scalar)
 
+    def g1_add(self, a: pymcl.G1, b: pymcl.G1) -> pymcl.G1:
+        return a + b
+
     def g1_equal(self, a: pymcl.G1, b: pymcl.G1) -> bool:
         return bool(a == b)
 
@@ -78,6 +81,9 @@ class PymclBackend:
 
     def g2_mul(self, point: pymcl.G2, scalar: int) -> pymcl.G2:
         return point * _fr(scalar)
+
+    def g2_add(self, a: pymcl.G2, b: pymcl.G2) -> pymcl.G2:
+        return a + b
 
     def g2_map_from_fp2(self, u: Fp2) -> pymcl.G2:
         arkworks = get_backend("arkworks")
