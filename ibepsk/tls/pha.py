@@ -31,14 +31,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from cryptography import x509
 from tlslite.constants import (
     AlertDescription,
-    AlertLevel,
     CertificateCompressionAlgorithm,
     CertificateType,
     ExtensionType,
 )
 from tlslite.extensions import CompressedCertificateExtension
 from tlslite.messages import (
-    Alert,
     Certificate,
     CertificateRequest,
     CertificateVerify,
@@ -231,15 +229,6 @@ class PostHandshakeAuth:
         if arrived:
             self.unread(bytes(arrived))
         yield self._pha_last_answer
-
-    def send_close_notify(self) -> None:
-        """Send close_notify and leave the socket open, to read what the peer still sends (tlslite's
-        ``close()`` closes the socket right after its close_notify)."""
-        run_to_completion(self.send_close_notify_async(), self.sock)
-
-    def send_close_notify_async(self) -> Iterator[Any]:
-        """:meth:`send_close_notify` as generator steps (yields 0/1)."""
-        return self._sendMsg(Alert().create(AlertDescription.close_notify, AlertLevel.warning))  # type: ignore[no-any-return]
 
     @staticmethod
     def _then_yield(steps: Iterator[Any], result: Any) -> Iterator[Any]:

@@ -24,15 +24,15 @@ import inspect
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, ClassVar, TypeVar
 
-from tlslite.constants import ExtensionType
-from tlslite.messages import ClientHello
+from tlslite.constants import AlertDescription, AlertLevel, ExtensionType
+from tlslite.messages import Alert, ClientHello
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 
 from ._crypto.ecdh import key_exchange_for
 from .accel import AcceleratedRecordLayer, accelerate_cert_params, accelerate_key, accelerate_peer_certificate
 from .alerts import TlsAlert
 from .connection import IbePsk, binder_alert, newest_ticket_first, prefer_ibe_psk_suites
-from .driving import is_waiting
+from .driving import is_waiting, run_to_completion
 from .early_data import EarlyData, prefer_early_data_suite
 from .pha import PostHandshakeAuth
 from .psk import check_psk_entries
@@ -106,6 +106,17 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         """Hooks tlslite's key-exchange factory: groups cryptography implements use it."""
         exchange = key_exchange_for(group, version) if cls.accelerated else None
         return exchange if exchange is not None else super()._getKEX(group, version)
+
+    # --- closing ------------------------------------------------------------------
+
+    def send_close_notify(self) -> None:
+        """Send close_notify and leave the socket open, to read what the peer still sends (tlslite's
+        ``close()`` closes the socket right after its close_notify)."""
+        run_to_completion(self.send_close_notify_async(), self.sock)
+
+    def send_close_notify_async(self) -> Iterator[Any]:
+        """:meth:`send_close_notify` as generator steps (yields 0/1 while it waits for the socket)."""
+        return self._sendMsg(Alert().create(AlertDescription.close_notify, AlertLevel.warning))
 
     # --- client handshake -------------------------------------------------------
 
