@@ -14,7 +14,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tlslite.constants import AlertDescription, CipherSuite, ExtensionType
-from tlslite.errors import TLSIllegalParameterException
 from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.messages import ClientHello, ServerHello
 
@@ -154,7 +153,6 @@ class IbePsk:
     # Provided by tlslite-ng's TLSConnection (see ibepsk.tls.seam).
     _client: bool
     _handshake_hash: Any
-    _pre_client_hello_handshake_hash: Any
     _tryDecrypt: Any
 
     def _init_ibe_psk(self) -> None:
@@ -276,12 +274,8 @@ class IbePsk:
             if not has_certificate:
                 raise AlertDecryptError("IBE-PSK identity does not open") from None
             return
-        try:
-            HandshakeHelpers.verify_binder(
-                client_hello, self._pre_client_hello_handshake_hash, index, psk, IBE_PSK_HASH, True
-            )
-        except TLSIllegalParameterException:
-            raise AlertDecryptError("IBE-PSK binder does not verify") from None  # RFC 8446 §4.2.11
+        # tlslite selects this PSK (no usable one comes before it) and verifies its binder, once; a wrong one
+        # gets decrypt_error through binder_alert (RFC 8446 §4.2.11).
         settings.pskConfigs = type(settings.pskConfigs)([(ciphertext, psk, IBE_PSK_HASH), *settings.pskConfigs])
         self._ibe_opened = OpenedIbePsk(identity, index, bytes(ciphertext), psk)
 
