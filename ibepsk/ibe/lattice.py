@@ -265,26 +265,32 @@ def decapsulate(
     return TiigerLatticeDecapsulator(identity, secret_key, ta_public_key, ring).decapsulate(ciphertext)
 
 
-def recover_tiiger_key(identity: str | bytes, ciphertext: bytes, ring: Ring | None = None) -> bytes:
-    """Spec §8: the key of a TiigerTLS lattice ciphertext from public values alone — no secret, no TA key.
+def recover_message(identity: str | bytes, body: bytes, seed: bytes, ring: Ring | None = None) -> bytes:
+    """The CPA message m of a ciphertext body (3,968 bytes) to ``identity`` whose encryption seed is known.
 
-    The 32-byte tail is σ, the seed of r and e2, so w − enc(m) = r·t + e2 is public; for each i
-    exactly one bit b gives Comp(r·t + e2 + b·⌊q/2⌋)_i = v_i. This is why TiigerTLS's lattice
-    IBE-PSK (marker 2, and the lattice half of marker 3) is not confidential.
+    With the seed, r and e2 are known, so w − enc(m) = r·t + e2 is public, and for each i exactly
+    one bit b gives Comp(r·t + e2 + b·⌊q/2⌋)_i = v_i. No secret key and no TA key is involved.
     """
     ring = ring or get_ring()
+    _, v = ring.unpack(body)
+    t_hat = ring.ntt(hash_identity(ring, identity_bytes(identity)))
+    r_hat = ring.ntt(ring.ternary(prf(seed, 0)))
+    masked_one = ring.add(_noisy_product(ring, r_hat, t_hat, seed, 2), ring.message(b"\xff" * MESSAGE_BYTES))
+    bits = [int(a == b) for a, b in zip(ring.to_ints(ring.compress(masked_one)), ring.to_ints(v), strict=True)]
+    return bytes(sum(bits[i + k] << k for k in range(8)) for i in range(0, N, 8))
+
+
+def recover_tiiger_key(identity: str | bytes, ciphertext: bytes, ring: Ring | None = None) -> bytes:
+    """Spec §8: the key of a TiigerTLS lattice ciphertext from public values alone.
+
+    Its 32-byte tail σ is the encryption seed, so :func:`recover_message` reads m, and the key is
+    SHA3-256(ciphertext ‖ m). This is why TiigerTLS's lattice IBE-PSK (marker 2, and the lattice
+    half of marker 3) is not confidential. The sound KEM sends no seed: there is nothing to feed in.
+    """
     if not isinstance(ciphertext, (bytes, bytearray)) or len(ciphertext) != TIIGER_CIPHERTEXT_BYTES:
         raise IbeDecapsulationError("ciphertext has the wrong length")
     ciphertext = bytes(ciphertext)
-    sigma = ciphertext[BODY_BYTES:]
-    _, v = ring.unpack(ciphertext[:BODY_BYTES])
-    t_hat = ring.ntt(hash_identity(ring, identity_bytes(identity)))
-    r_hat = ring.ntt(ring.ternary(prf(sigma, 0)))
-    with_one = ring.compress(
-        ring.add(_noisy_product(ring, r_hat, t_hat, sigma, 2), ring.message(b"\xff" * MESSAGE_BYTES))
-    )
-    bits = [int(a == b) for a, b in zip(ring.to_ints(with_one), ring.to_ints(v), strict=True)]
-    message = bytes(sum(bits[i + k] << k for k in range(8)) for i in range(0, N, 8))
+    message = recover_message(identity, ciphertext[:BODY_BYTES], ciphertext[BODY_BYTES:], ring)
     return _sha3(ciphertext + message)
 
 
@@ -302,6 +308,7 @@ __all__ = [
     "decapsulate",
     "encapsulate",
     "hash_identity",
+    "recover_message",
     "recover_tiiger_key",
     "stored_ta_public_key",
     "ta_public_key_from_stored",
