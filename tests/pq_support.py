@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from conftest import VECTORS_PATH
 from ibepsk.ibe._ring import available_rings, get_ring
+
+from conftest import VECTORS_PATH
 
 PQ_VECTORS_PATH = VECTORS_PATH.parent / "tiiger-pq-ibe.json"
 

@@ -25,6 +25,7 @@ from ibepsk.ibe.lattice import (
     stored_ta_public_key,
     ta_public_key_from_stored,
 )
+
 from pq_support import EVERY_RING, demo_secret_key, demo_ta_public_key, pq_vectors
 from test_ibe_vectors import _captured_psk_identity
 
@@ -163,7 +164,7 @@ def test_decapsulation_edge_cases(ring: Ring, index: int) -> None:
 @EVERY_RING
 @pytest.mark.parametrize("index", range(3))
 def test_hybrid_vectors(ring: Ring, index: int, vectors: dict[str, Any]) -> None:
-    """Marker 3 at KEM level: identity = lattice ct ‖ BF ct, PSK = lattice key ‖ BF PSK (BF under the BF vectors' TA)."""
+    """Marker 3 at KEM level: identity = lattice ct ‖ BF ct, PSK = lattice key ‖ BF PSK (BF: the BF vectors' TA)."""
     vector = PQ["hybrid"]["vectors"][index]
     lattice_encapsulator, lattice_decapsulator = _localhost(ring)
     bf_encapsulator = Encapsulator("localhost", bytes.fromhex(vectors["ta_public_key_g1"]))
