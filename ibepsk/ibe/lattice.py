@@ -265,6 +265,26 @@ def decapsulate(
     return TiigerLatticeDecapsulator(identity, secret_key, ta_public_key, ring).decapsulate(ciphertext)
 
 
+def single_identity_keys(
+    identity: str | bytes, rng: RandomSource = os.urandom, ring: Ring | None = None
+) -> tuple[list[int], list[int]]:
+    """A TA public key h and the identity key s for one identity, made without any trapdoor.
+
+    Pick short s1 and s (coefficients in [-1024, 1024]) and solve s1 + s·h = H_ID(ID) for h. The
+    pair works like an extracted key, but h extracts nothing else: it stands in for a TA in tests,
+    examples and benchmarks until ibepsk has a lattice TA.
+    """
+    ring = ring or get_ring()
+    while True:
+        s1, s = ([int.from_bytes(rng(2), "little") % 2049 - 1024 for _ in range(N)] for _ in range(2))
+        s_hat = ring.to_ints(ring.ntt(ring.from_ints(s)))
+        if all(s_hat):  # s is invertible: no root of x^1024 + 1 is a root of s
+            break
+    s_inverse = ring.from_ints([pow(x, -1, Q) for x in s_hat])
+    t_minus_s1 = ring.add(hash_identity(ring, identity_bytes(identity)), ring.from_ints([-x for x in s1]))
+    return ring.to_ints(ring.intt(ring.pointwise(ring.ntt(t_minus_s1), s_inverse))), s
+
+
 def recover_message(identity: str | bytes, body: bytes, seed: bytes, ring: Ring | None = None) -> bytes:
     """The CPA message m of a ciphertext body (3,968 bytes) to ``identity`` whose encryption seed is known.
 
@@ -310,6 +330,7 @@ __all__ = [
     "hash_identity",
     "recover_message",
     "recover_tiiger_key",
+    "single_identity_keys",
     "stored_ta_public_key",
     "ta_public_key_from_stored",
 ]
