@@ -40,6 +40,7 @@ from ibepsk.ibe.lattice import (
     expand_randomness,
     recover_message,
     recover_tiiger_key,
+    single_identity_keys,
 )
 
 from pq_support import demo_secret_key, demo_ta_public_key, pq_vectors
@@ -317,3 +318,16 @@ def test_markers_sit_in_the_private_range_away_from_tiiger_values() -> None:
     for marker in (LATTICE_MARKER, HYBRID_MARKER):
         assert 0xFFFF_FF00 <= marker <= 0xFFFF_FFFF
     assert LATTICE_MARKER != HYBRID_MARKER
+
+
+def test_single_identity_keys_work_for_both_kems_and_only_for_their_identity() -> None:
+    h, s = single_identity_keys("device-7.example")
+    assert max(map(abs, s)) <= 1024
+    for encapsulator_type, decapsulator_type in (
+        (TiigerLatticeEncapsulator, TiigerLatticeDecapsulator),
+        (LatticeEncapsulator, LatticeDecapsulator),
+    ):
+        result = encapsulator_type("device-7.example", h).encapsulate()
+        assert decapsulator_type("device-7.example", s, h).decapsulate(result.ciphertext) == result.psk
+        other = encapsulator_type("device-8.example", h).encapsulate()
+        assert decapsulator_type("device-8.example", s, h).decapsulate(other.ciphertext) != other.psk
