@@ -26,7 +26,19 @@ import hmac
 import os
 from collections.abc import Sequence
 
-from ._ring import MESSAGE_BYTES, NOISE_BYTES, U_BYTES, UNIFORM_BYTES, V_BYTES, N, Poly, Q, Ring, get_ring
+from ._ring import (
+    MESSAGE_BYTES,
+    NOISE_BYTES,
+    U_BYTES,
+    UNIFORM_BYTES,
+    V_BYTES,
+    N,
+    Poly,
+    Q,
+    Ring,
+    available_rings,
+    get_ring,
+)
 from .errors import IbeDecapsulationError
 from .kem import Encapsulation, RandomSource, identity_bytes
 
@@ -325,8 +337,10 @@ __all__ = [
     "LatticeEncapsulator",
     "TiigerLatticeDecapsulator",
     "TiigerLatticeEncapsulator",
+    "available_rings",
     "decapsulate",
     "encapsulate",
+    "get_ring",
     "hash_identity",
     "recover_message",
     "recover_tiiger_key",
