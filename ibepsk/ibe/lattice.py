@@ -240,6 +240,7 @@ class LatticeDecapsulator(_Decapsulator):
         ta_public_key: Sequence[int],
         ring: Ring | None = None,
     ) -> None:
+        secret_key = _checked_secret_key(secret_key)  # a list: read twice below
         super().__init__(identity, secret_key, ta_public_key, ring)
         encoded_key = b"".join((x % Q).to_bytes(4, "little") for x in secret_key)
         self._rejection_secret = _sha3(_REJECTION_SECRET_DOMAIN + encoded_key)
