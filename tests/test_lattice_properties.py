@@ -331,3 +331,12 @@ def test_single_identity_keys_work_for_both_kems_and_only_for_their_identity() -
         assert decapsulator_type("device-7.example", s, h).decapsulate(result.ciphertext) == result.psk
         other = encapsulator_type("device-8.example", h).encapsulate()
         assert decapsulator_type("device-8.example", s, h).decapsulate(other.ciphertext) != other.psk
+
+
+def test_secret_key_given_as_a_tuple_or_an_iterator_works_alike() -> None:
+    result = SOUND_ENCAPSULATOR.encapsulate()
+    garbled = _flip(result.ciphertext, 0)
+    for key in (tuple(demo_secret_key()), iter(demo_secret_key())):
+        decapsulator = LatticeDecapsulator("localhost", key, H)  # type: ignore[arg-type]
+        assert decapsulator.decapsulate(result.ciphertext) == result.psk
+        assert decapsulator.decapsulate(garbled) == SOUND_DECAPSULATOR.decapsulate(garbled)
