@@ -340,3 +340,23 @@ def test_secret_key_given_as_a_tuple_or_an_iterator_works_alike() -> None:
         decapsulator = LatticeDecapsulator("localhost", key, H)  # type: ignore[arg-type]
         assert decapsulator.decapsulate(result.ciphertext) == result.psk
         assert decapsulator.decapsulate(garbled) == SOUND_DECAPSULATOR.decapsulate(garbled)
+
+
+@FAST
+@given(
+    data=st.one_of(
+        st.binary(max_size=4300),
+        st.binary(min_size=HYBRID_IDENTITY_BYTES, max_size=HYBRID_IDENTITY_BYTES),
+        st.binary(min_size=TIIGER_CIPHERTEXT_BYTES + 161, max_size=TIIGER_CIPHERTEXT_BYTES + 161),
+    )
+)
+def test_random_hybrid_identities_of_every_length_raise_one_typed_error(
+    data: bytes, bf: tuple[Encapsulator, Decapsulator]
+) -> None:
+    """Random bytes never open: the BF half of a right-length identity is not a valid ciphertext."""
+    for open_ in (
+        lambda: hybrid_decapsulate(SOUND_DECAPSULATOR, bf[1], data),
+        lambda: tiiger_hybrid_decapsulate(TIIGER_DECAPSULATOR, bf[1], data),
+    ):
+        with pytest.raises(IbeDecapsulationError):
+            open_()
