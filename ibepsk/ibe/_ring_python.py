@@ -77,6 +77,12 @@ class PythonRing:
     def pointwise(self, a: list[int], b: list[int]) -> list[int]:
         return [x * y % Q for x, y in zip(a, b, strict=True)]
 
+    def stack(self, factors: list[list[int]]) -> list[list[int]]:
+        return list(factors)
+
+    def products(self, a: list[int], factors: list[list[int]]) -> list[list[int]]:
+        return [self.intt(self.pointwise(a, factor)) for factor in factors]
+
     def add(self, a: list[int], b: list[int]) -> list[int]:
         return [(x + y) % Q for x, y in zip(a, b, strict=True)]
 

@@ -126,33 +126,29 @@ def stored_ta_public_key(ta_public_key: Sequence[int], ring: Ring | None = None)
     return [x * MONTGOMERY_R % Q for x in evaluations]
 
 
-def _noisy_product(ring: Ring, r_hat: Poly, factor_hat: Poly, noise_seed: bytes, domain: int) -> Poly:
-    """r·factor + CBD_1(PRF(seed, domain)), from r and the factor in NTT form."""
-    return ring.add(ring.intt(ring.pointwise(r_hat, factor_hat)), ring.ternary(prf(noise_seed, domain)))
-
-
 class _CpaCore:
     """DLP encryption to one identity under one TA, with NTT(h) and NTT(H_ID(ID)) computed once."""
 
     def __init__(self, identity: str | bytes, ta_public_key: Sequence[int], ring: Ring | None) -> None:
         self.ring = ring or get_ring()
         self.identity = identity_bytes(identity)
-        self.h_hat = self.ring.ntt(self.ring.from_ints(_checked_public_key(ta_public_key)))
-        self.t_hat = self.ring.ntt(hash_identity(self.ring, self.identity))
+        h_hat = self.ring.ntt(self.ring.from_ints(_checked_public_key(ta_public_key)))
+        self._h_and_t = self.ring.stack([h_hat, self.ring.ntt(hash_identity(self.ring, self.identity))])
 
     def encrypt(self, seed: bytes, message: bytes) -> bytes:
         """pack(u) ‖ pack(v), deterministic in the seed of (r, e1, e2) and the 128-byte message."""
         ring = self.ring
-        r_hat = ring.ntt(ring.ternary(prf(seed, 0)))
-        u = _noisy_product(ring, r_hat, self.h_hat, seed, 1)
-        w = ring.add(_noisy_product(ring, r_hat, self.t_hat, seed, 2), ring.message(message))
+        r_times_h, r_times_t = ring.products(ring.ntt(ring.ternary(prf(seed, 0))), self._h_and_t)
+        u = ring.add(r_times_h, ring.ternary(prf(seed, 1)))
+        w = ring.add(ring.add(r_times_t, ring.ternary(prf(seed, 2))), ring.message(message))
         return ring.pack(u, ring.compress(w))
 
-    def decrypt(self, s_hat: Poly, body: bytes) -> bytes:
-        """m from v·2^25 − u·s; u fields ≥ q are reduced, as TiigerTLS does."""
+    def decrypt(self, s_stack: Poly, body: bytes) -> bytes:
+        """m from v·2^25 − u·s (s as ``ring.stack([NTT(s)])``); u fields ≥ q are reduced, as TiigerTLS does."""
         ring = self.ring
         u, v = ring.unpack(body)
-        return ring.decode(v, ring.intt(ring.pointwise(ring.ntt(u), s_hat)))
+        (u_times_s,) = ring.products(ring.ntt(u), s_stack)
+        return ring.decode(v, u_times_s)
 
 
 class _Encapsulator(abc.ABC):
@@ -178,7 +174,8 @@ class _Decapsulator:
         ring: Ring | None = None,
     ) -> None:
         self._core = _CpaCore(identity, ta_public_key, ring)
-        self._s_hat = self._core.ring.ntt(self._core.ring.from_ints(_checked_secret_key(secret_key)))
+        ring = self._core.ring
+        self._s_stack = ring.stack([ring.ntt(ring.from_ints(_checked_secret_key(secret_key)))])
 
     def _checked_ciphertext(self, ciphertext: bytes) -> bytes:
         if not isinstance(ciphertext, (bytes, bytearray)) or len(ciphertext) != self._ciphertext_bytes:
@@ -205,7 +202,7 @@ class TiigerLatticeDecapsulator(_Decapsulator):
         """The 32-byte key; IbeDecapsulationError only for a length other than 4,000 (TiigerTLS checks none)."""
         ciphertext = self._checked_ciphertext(ciphertext)
         body = ciphertext[:BODY_BYTES]
-        message = self._core.decrypt(self._s_hat, body)
+        message = self._core.decrypt(self._s_stack, body)
         if not hmac.compare_digest(self._core.encrypt(_sha3(message), message), body):
             message = TIIGER_REJECTION_MESSAGE
         return _sha3(ciphertext + message)
@@ -251,7 +248,7 @@ class LatticeDecapsulator(_Decapsulator):
         IbeDecapsulationError only for a length other than 3,968.
         """
         ciphertext = self._checked_ciphertext(ciphertext)
-        message = self._core.decrypt(self._s_hat, ciphertext)
+        message = self._core.decrypt(self._s_stack, ciphertext)
         if hmac.compare_digest(self._core.encrypt(_sound_coins(self._core.identity, message), message), ciphertext):
             return _sound_key(message, ciphertext)
         return _sha3(_REJECTION_DOMAIN + self._rejection_secret + ciphertext)
@@ -306,9 +303,9 @@ def recover_message(identity: str | bytes, body: bytes, seed: bytes, ring: Ring 
     """
     ring = ring or get_ring()
     _, v = ring.unpack(body)
-    t_hat = ring.ntt(hash_identity(ring, identity_bytes(identity)))
-    r_hat = ring.ntt(ring.ternary(prf(seed, 0)))
-    masked_one = ring.add(_noisy_product(ring, r_hat, t_hat, seed, 2), ring.message(b"\xff" * MESSAGE_BYTES))
+    t_stack = ring.stack([ring.ntt(hash_identity(ring, identity_bytes(identity)))])
+    (r_times_t,) = ring.products(ring.ntt(ring.ternary(prf(seed, 0))), t_stack)
+    masked_one = ring.add(ring.add(r_times_t, ring.ternary(prf(seed, 2))), ring.message(b"\xff" * MESSAGE_BYTES))
     bits = [int(a == b) for a, b in zip(ring.to_ints(ring.compress(masked_one)), ring.to_ints(v), strict=True)]
     return bytes(sum(bits[i + k] << k for k in range(8)) for i in range(0, N, 8))
 
