@@ -1,4 +1,4 @@
-"""R_q with numpy: int64 arrays of 1024 coefficients in [0, q), each NTT layer one vector operation.
+"""R_q with numpy: int64 arrays of 1024 coefficients in [0, q), each NTT stage a few vector operations.
 
 int64 is exact here: q < 2^27, so a product of two reduced values is < 2^54, and the forward
 butterflies, which reduce only the product, grow a value by less than q per layer (< 11q < 2^31
@@ -32,6 +32,7 @@ _U_MASK = (1 << U_BITS) - 1
 _V_MASK = (1 << V_BITS) - 1
 _ROUND = 1 << (V_SHIFT - 1)
 _V_SHIFTS = np.arange(8, dtype=np.uint32) * V_BITS
+_HALF = N // 2
 _INVERSE_REDUCE_BEFORE = 1  # the inverse runs levels 9 … 0; reduce once after eight of them
 # Per byte: its four CBD_1 coefficients (mod q), two bits each, least significant first.
 _TERNARY = np.array(
@@ -39,14 +40,26 @@ _TERNARY = np.array(
 )
 
 
-def _twiddles(table: tuple[int, ...]) -> list[Array]:
-    """Per forward layer, its 2^level twiddles as a column, to broadcast over the pairs of each group."""
+def _stage_twiddles(table: tuple[int, ...]) -> list[Array]:
+    """Per stage, the twiddle of each of the 512 pairs (src[k], src[k + 512]) of the constant-geometry NTT.
+
+    Stage ``level`` does the butterflies of the in-place Cooley–Tukey layer ``level``; its pair k
+    starts at in-place position pos[k], and that position's group picks the twiddle. Writing the
+    outputs interleaved rotates the positions' bits, so after ten stages the order is the in-place one.
+    """
     zetas = np.array(table, dtype=np.int64)
-    return [zetas[1 << level : 2 << level].reshape(-1, 1) for level in range(10)]
+    positions = np.arange(N)
+    stages = []
+    for level in range(10):
+        stages.append(zetas[(1 << level) + positions[:_HALF] // (N >> level)])
+        interleaved = np.empty_like(positions)
+        interleaved[0::2], interleaved[1::2] = positions[:_HALF], positions[_HALF:]
+        positions = interleaved
+    return stages
 
 
-_FORWARD = _twiddles(ZETAS)
-_INVERSE = _twiddles(INVERSE_ZETAS)
+_FORWARD = _stage_twiddles(ZETAS)
+_INVERSE = _stage_twiddles(INVERSE_ZETAS)
 
 
 class NumpyRing:
@@ -70,32 +83,37 @@ class NumpyRing:
         return np.unpackbits(np.frombuffer(m, dtype=np.uint8), bitorder="little").astype(np.int64) * HALF_Q
 
     def ntt(self, a: Array) -> Array:
-        a = a.copy()
-        for level, zetas in enumerate(_FORWARD):
-            pairs = a.reshape(1 << level, 2, N >> (level + 1))
-            low, high = pairs[:, 0, :], pairs[:, 1, :]
+        # Constant geometry: every stage reads the two contiguous halves and writes the results
+        # interleaved, so each operation runs over 512 elements with no short inner loops.
+        source = a
+        for zetas in _FORWARD:
+            low, high = source[..., :_HALF], source[..., _HALF:]
             t = zetas * high
             t %= Q
-            np.subtract(low, t, out=high)
-            low += t
-        a %= Q
-        return a
+            target = np.empty_like(source)
+            np.add(low, t, out=target[..., 0::2])
+            np.subtract(low, t, out=target[..., 1::2])
+            source = target
+        return source % Q
 
     def intt(self, a: Array) -> Array:
         """The inverse of one polynomial, or of each row of a stack of them (one pass for all)."""
-        a = a.copy()
+        # Each stage undoes one forward stage: it reads the interleaved pairs and writes the halves.
+        source = a
         for level in reversed(range(10)):
             if level == _INVERSE_REDUCE_BEFORE:
-                a %= Q
-            pairs = a.reshape(-1, 1 << level, 2, N >> (level + 1))
-            low, high = pairs[:, :, 0, :], pairs[:, :, 1, :]
-            difference = low - high
-            low += high
-            np.multiply(difference, _INVERSE[level], out=high)
+                source = source % Q
+            x, y = source[..., 0::2], source[..., 1::2]
+            target = np.empty_like(source)
+            np.add(x, y, out=target[..., :_HALF])
+            high = target[..., _HALF:]
+            np.subtract(x, y, out=high)
+            high *= _INVERSE[level]
             high %= Q
-        a *= N_INVERSE
-        a %= Q
-        return a
+            source = target
+        source *= N_INVERSE
+        source %= Q
+        return source
 
     def pointwise(self, a: Array, b: Array) -> Array:
         return a * b % Q
