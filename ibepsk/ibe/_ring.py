@@ -1,7 +1,7 @@
 """Arithmetic in R_q = Z_q[x]/(x^1024 + 1) for the lattice KEMs, and the choice of implementation.
 
 Two interchangeable implementations give the same bytes: numpy (``pip install 'ibepsk[pq]'``,
-fast) and pure Python (always there, ~10x slower). Polynomials are opaque handles owned by one
+fast) and pure Python (always there, 15-20x slower). Polynomials are opaque handles owned by one
 implementation, always held canonically in [0, q); only :meth:`Ring.to_ints` and the byte codecs
 cross the boundary, so :mod:`ibepsk.ibe.lattice` is written once for both.
 
