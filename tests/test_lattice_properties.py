@@ -248,6 +248,8 @@ def test_passive_attack_breaks_tiiger_ciphertexts_but_not_ours() -> None:
         public_seeds = [ours[i : i + 32] for i in range(0, CIPHERTEXT_BYTES, 32)] + [_sha3(message)]
         assert all(recover_message("localhost", ours, seed) != message for seed in public_seeds)
         assert recover_message("localhost", ours, _sound_coins(b"localhost", message)) == message
+    with pytest.raises(ValueError, match="3968 bytes"):
+        recover_message("localhost", ours[:-1], bytes(32))
 
 
 # --- hybrids ----------------------------------------------------------------------------------------

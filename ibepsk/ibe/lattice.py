@@ -301,6 +301,8 @@ def recover_message(identity: str | bytes, body: bytes, seed: bytes, ring: Ring 
     With the seed, r and e2 are known, so w − enc(m) = r·t + e2 is public, and for each i exactly
     one bit b gives Comp(r·t + e2 + b·⌊q/2⌋)_i = v_i. No secret key and no TA key is involved.
     """
+    if len(body) != BODY_BYTES:
+        raise ValueError(f"a ciphertext body is {BODY_BYTES} bytes")
     ring = ring or get_ring()
     _, v = ring.unpack(body)
     t_stack = ring.stack([ring.ntt(hash_identity(ring, identity_bytes(identity)))])
