@@ -74,10 +74,20 @@ def test_decapsulations(backend: Any, vectors: dict[str, Any], index: int) -> No
     assert decapsulator.decapsulate(bytes.fromhex(vector["ciphertext"])).hex() == vector["psk"]
 
 
+def _leading_handshake_bytes(records: bytes) -> bytes:
+    """The payloads of the handshake records the flight starts with, joined (a ClientHello may span several)."""
+    assert records[0] == 0x16, "first record must be a handshake record"
+    payloads, pos = [], 0
+    while pos < len(records) and records[pos] == 0x16:
+        length = struct.unpack(">H", records[pos + 3 : pos + 5])[0]
+        payloads.append(records[pos + 5 : pos + 5 + length])
+        pos += 5 + length
+    return b"".join(payloads)
+
+
 def _captured_psk_identity(records: bytes) -> tuple[bytes, int]:
     """Walk the captured ClientHello to the pre_shared_key extension's first identity."""
-    assert records[0] == 0x16, "first record must be a handshake record"
-    hello = records[5 : 5 + struct.unpack(">H", records[3:5])[0]]
+    hello = _leading_handshake_bytes(records)
     assert hello[0] == 1, "first handshake message must be a ClientHello"
     pos = 4 + 2 + 32
     pos += 1 + hello[pos]  # legacy_session_id
