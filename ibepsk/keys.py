@@ -29,7 +29,7 @@ import os
 import secrets
 import tempfile
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,12 +37,24 @@ from typing import Any, TypeVar
 from .ibe import get_backend
 from .ibe.backend import GROUP_ORDER, PairingBackend
 from .ibe.encoding import G1_BYTES, decode_g1, decode_g2, encode_g1, encode_g2
-from .ibe.errors import PointDecodeError
+from .ibe.errors import BackendUnavailableError, PointDecodeError
 from .ibe.hashes import h1
 from .ibe.kem import identity_bytes
+from .ibe.lattice import SECRET_KEY_BOUND, stored_ta_public_key, ta_public_key_from_stored
+from .ibe.lattice_keys import (
+    GRAM_SCHMIDT_BOUND,
+    KEY_NORM_BOUND,
+    Trapdoor,
+    TrapdoorError,
+    key_squared_norm,
+    short_part,
+)
 from .ibe.shamir import check_threshold, on_one_polynomial_g1
 
 SCHEME = "BF-BLS12381-TIIGER"
+#: DLP identity-based encryption over NTRU lattices in TiigerTLS's ring: Z_q[x]/(x^1024 + 1), q = 0x8020001.
+LATTICE_SCHEME = "LATTICE-NTRU1024-TIIGER"
+_SCHEMES = (SCHEME, LATTICE_SCHEME)
 FORMAT_VERSION = "1"
 SECRET_FILE_MODE = 0o600
 PUBLIC_FILE_MODE = 0o644
@@ -360,8 +372,184 @@ class PartialIdentityKey:
         )
 
 
-KeyObject = TAPublicParams | TAMasterKey | IdentityKey | ThresholdPublicParams | KeyShare | PartialIdentityKey
-_K = TypeVar("_K", TAPublicParams, TAMasterKey, IdentityKey, ThresholdPublicParams, KeyShare, PartialIdentityKey)
+# --- a lattice TA: NTRU trapdoor, public key h, identity keys s --------------------
+
+_LATTICE_PUBLIC_BYTES = 4  # per entry of TiigerTLS's stored constant H: big-endian, < q < 2^28
+_LATTICE_MASTER_BYTES = 4  # per coefficient of f, g, F, G: signed big-endian
+_LATTICE_KEY_BYTES = 2  # per coefficient of s: signed big-endian int16, as TiigerTLS stores it
+_LATTICE_COEFFICIENTS = 1024
+
+
+def _signed_body(values: Sequence[int], width: int) -> bytes:
+    return b"".join(x.to_bytes(width, "big", signed=True) for x in values)
+
+
+def _signed_values(body: bytes, width: int, count: int, what: str) -> list[int]:
+    if len(body) != width * count:
+        raise KeyFileError(f"{what} has the wrong length (corrupted file?)")
+    return [int.from_bytes(body[i : i + width], "big", signed=True) for i in range(0, len(body), width)]
+
+
+def _lattice_ntru() -> Any:
+    """:mod:`ibepsk.ibe.ntru`, which generates trapdoors and extracts keys with numpy (checking keys does not)."""
+    try:
+        from .ibe import ntru
+    except ImportError as exc:
+        raise BackendUnavailableError(f"a lattice TA needs numpy: pip install 'ibepsk[pq]' ({exc})") from None
+    return ntru
+
+
+@dataclass(frozen=True)
+class LatticeTAPublicParams:
+    """A lattice TA's public key h, held as TiigerTLS stores it: H[i] = 2^32·h(ψ^(2·brv10(i)+1)) mod q (spec §2)."""
+
+    stored: tuple[int, ...]
+
+    @classmethod
+    def from_stored(cls, values: Sequence[int]) -> LatticeTAPublicParams:
+        """From TiigerTLS's constant H (1024 integers in [0, q)); ValueError otherwise."""
+        ta_public_key_from_stored(values)  # checks the count and range
+        return cls(tuple(values))
+
+    @classmethod
+    def from_polynomial(cls, h: Sequence[int]) -> LatticeTAPublicParams:
+        return cls(tuple(stored_ta_public_key(h)))
+
+    @property
+    def h(self) -> list[int]:
+        """The polynomial h, coefficients in [0, q): what the lattice KEMs take as the TA public key."""
+        return ta_public_key_from_stored(self.stored)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the stored constant, 4 bytes big-endian per entry (the vectors' ``stored_sha256_be4``)."""
+        return _fingerprint(self._body())
+
+    def _body(self) -> bytes:
+        return b"".join(x.to_bytes(_LATTICE_PUBLIC_BYTES, "big") for x in self.stored)
+
+    def to_pem(self) -> str:
+        return _armor(LABEL_PUBLIC, {"TA-Fingerprint": self.fingerprint}, self._body(), LATTICE_SCHEME)
+
+    def describe(self) -> str:
+        return (
+            f"lattice TA public parameters ({LATTICE_SCHEME}; h in TiigerTLS's stored NTT form)\n"
+            f"  fingerprint: {self.fingerprint}"
+        )
+
+
+@dataclass(frozen=True)
+class LatticeTAMasterKey:
+    """A lattice TA's master secret, the NTRU trapdoor (f, g, F, G), and its public key h = g·f^−1 mod q."""
+
+    trapdoor: Trapdoor = field(repr=False)
+    public: LatticeTAPublicParams
+
+    @classmethod
+    def generate(cls) -> LatticeTAMasterKey:
+        return cls.from_trapdoor(_lattice_ntru().generate_trapdoor())
+
+    @classmethod
+    def from_trapdoor(cls, trapdoor: Trapdoor) -> LatticeTAMasterKey:
+        """Check the trapdoor (f·G − g·F = q exactly, f invertible mod q, (f, g) short) and derive h."""
+        trapdoor.check()
+        if key_squared_norm(trapdoor.f, trapdoor.g) > GRAM_SCHMIDT_BOUND**2:
+            raise TrapdoorError("(f, g) is too long for a lattice TA")
+        return cls(trapdoor, LatticeTAPublicParams.from_polynomial(trapdoor.public_key()))
+
+    def extract(self, identity: str) -> LatticeIdentityKey:
+        """s with s1 + s·h = H_ID(identity), (s1, s) a Gaussian sample, within spec §7's bound and int16."""
+        sampler = _lattice_ntru().KeySampler(self.trapdoor)
+        s = sampler.extract(identity_bytes(validate_identity(identity)))
+        key = LatticeIdentityKey(identity, tuple(s), self.public.fingerprint)
+        key.verify(self.public)
+        return key
+
+    def to_pem(self) -> str:
+        polys = (self.trapdoor.f, self.trapdoor.g, self.trapdoor.big_f, self.trapdoor.big_g)
+        body = b"".join(_signed_body(poly, _LATTICE_MASTER_BYTES) for poly in polys)
+        return _armor(LABEL_MASTER, {"TA-Fingerprint": self.public.fingerprint}, body, LATTICE_SCHEME)
+
+    def describe(self) -> str:
+        return (
+            f"lattice TA master secret ({LATTICE_SCHEME}: NTRU trapdoor f, g, F, G; secret not shown)\n"
+            f"  fingerprint: {self.public.fingerprint}"
+        )
+
+
+@dataclass(frozen=True)
+class LatticeIdentityKey:
+    """s, the identity key of ``identity`` under a lattice TA: 1024 int16 coefficients, s1 = H_ID(ID) − s·h short."""
+
+    identity: str
+    key: tuple[int, ...] = field(repr=False)
+    ta_fingerprint: str
+
+    @classmethod
+    def from_coefficients(
+        cls, identity: str, coefficients: Sequence[int], public: LatticeTAPublicParams
+    ) -> LatticeIdentityKey:
+        key = cls(validate_identity(identity), _checked_lattice_key(list(coefficients)), public.fingerprint)
+        key.verify(public)
+        return key
+
+    def verify(self, public: LatticeTAPublicParams) -> None:
+        """Check that s1 = H_ID(identity) − s·h mod q is short: ‖(s1, s)‖₂ within spec §7's bound."""
+        if self.ta_fingerprint != public.fingerprint:
+            raise KeyMismatchError(
+                f"identity key for {self.identity!r} was issued by TA {self.ta_fingerprint[:16]}…, "
+                f"not by TA {public.fingerprint[:16]}…"
+            )
+        s1 = short_part(identity_bytes(self.identity), self.key, public.h)
+        if key_squared_norm(s1, self.key) > KEY_NORM_BOUND**2:
+            raise KeyMismatchError(
+                f"identity key does not belong to identity {self.identity!r} under this TA "
+                f"(‖(s1, s)‖ is above {KEY_NORM_BOUND:,})"
+            )
+
+    def to_pem(self) -> str:
+        headers = {**_identity_header(self.identity), "TA-Fingerprint": self.ta_fingerprint}
+        return _armor(LABEL_IDENTITY, headers, _signed_body(self.key, _LATTICE_KEY_BYTES), LATTICE_SCHEME)
+
+    def describe(self) -> str:
+        return (
+            f"lattice identity key ({LATTICE_SCHEME}; key not shown)\n  identity: {self.identity}\n"
+            f"  TA fingerprint: {self.ta_fingerprint}"
+        )
+
+
+def _checked_lattice_key(values: list[int]) -> tuple[int, ...]:
+    """1024 coefficients in [−32767, 32767] (TiigerTLS's int16) with ‖s‖₂ within spec §7's bound."""
+    if len(values) != _LATTICE_COEFFICIENTS or not all(-SECRET_KEY_BOUND <= x <= SECRET_KEY_BOUND for x in values):
+        raise KeyFileError(f"a lattice identity key is {_LATTICE_COEFFICIENTS} integers in ±{SECRET_KEY_BOUND}")
+    if key_squared_norm(values, []) > KEY_NORM_BOUND**2:
+        raise KeyFileError(f"lattice identity key is too long (‖s‖ above {KEY_NORM_BOUND:,})")
+    return tuple(values)
+
+
+KeyObject = (
+    TAPublicParams
+    | TAMasterKey
+    | IdentityKey
+    | ThresholdPublicParams
+    | KeyShare
+    | PartialIdentityKey
+    | LatticeTAPublicParams
+    | LatticeTAMasterKey
+    | LatticeIdentityKey
+)
+_K = TypeVar(
+    "_K",
+    TAPublicParams,
+    TAMasterKey,
+    IdentityKey,
+    ThresholdPublicParams,
+    KeyShare,
+    PartialIdentityKey,
+    LatticeTAPublicParams,
+    LatticeTAMasterKey,
+    LatticeIdentityKey,
+)
 
 
 def _decode(decoder: Callable[[PairingBackend, bytes], Any], backend: PairingBackend, data: bytes, what: str) -> Any:
@@ -374,8 +562,8 @@ def _decode(decoder: Callable[[PairingBackend, bytes], Any], backend: PairingBac
 # --- the PEM-style armour ---------------------------------------------------
 
 
-def _armor(label: str, headers: dict[str, str], body: bytes) -> str:
-    lines = [f"-----BEGIN {label}-----", f"Format: {FORMAT_VERSION}", f"Scheme: {SCHEME}"]
+def _armor(label: str, headers: dict[str, str], body: bytes, scheme: str = SCHEME) -> str:
+    lines = [f"-----BEGIN {label}-----", f"Format: {FORMAT_VERSION}", f"Scheme: {scheme}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     lines.append("")
     encoded = base64.b64encode(body).decode("ascii")
@@ -414,8 +602,8 @@ def _unarmor(text: str) -> _Armored:
         raise KeyFileError(f"{label}: the body is not valid base64 (corrupted file?)") from None
     if headers.get("Format") != FORMAT_VERSION:
         raise KeyFileError(f"unsupported format version {headers.get('Format')!r} (expected {FORMAT_VERSION})")
-    if headers.get("Scheme") != SCHEME:
-        raise KeyFileError(f"unsupported scheme {headers.get('Scheme')!r} (expected {SCHEME})")
+    if headers.get("Scheme") not in _SCHEMES:
+        raise KeyFileError(f"unsupported scheme {headers.get('Scheme')!r} (expected {' or '.join(_SCHEMES)})")
     return _Armored(label, headers, body)
 
 
@@ -448,10 +636,12 @@ def _identity_from_headers(armored: _Armored) -> str:
         raise KeyFileError(f"header {_IDENTITY_UTF8!r} is not base64 of UTF-8 text (corrupted file?)") from None
 
 
-def parse_key(text: str, backend: PairingBackend | None = None) -> KeyObject:
+def parse_key(text: str, backend: PairingBackend | None = None) -> KeyObject:  # noqa: PLR0911 - one return per kind
     """Parse and check any ibepsk key file's text."""
     backend = backend or get_backend()
     armored = _unarmor(text)
+    if armored.headers["Scheme"] == LATTICE_SCHEME:
+        return _parse_lattice(armored)
     if armored.label == LABEL_PUBLIC:
         return _parse_public(armored, backend)
     if armored.label == LABEL_MASTER:
@@ -558,6 +748,52 @@ def _parse_partial(armored: _Armored, backend: PairingBackend) -> PartialIdentit
     return PartialIdentityKey(identity, index, armored.body, sharing, _header(armored, "TA-Fingerprint"))
 
 
+def _parse_lattice(armored: _Armored) -> LatticeTAPublicParams | LatticeTAMasterKey | LatticeIdentityKey:
+    if armored.label == LABEL_PUBLIC:
+        return _parse_lattice_public(armored)
+    if armored.label == LABEL_MASTER:
+        return _parse_lattice_master(armored)
+    if armored.label == LABEL_IDENTITY:
+        return _parse_lattice_identity(armored)
+    raise KeyFileError(f"no {armored.label!r} file exists for scheme {LATTICE_SCHEME}")
+
+
+def _parse_lattice_public(armored: _Armored) -> LatticeTAPublicParams:
+    body = armored.body
+    if len(body) != _LATTICE_PUBLIC_BYTES * _LATTICE_COEFFICIENTS:
+        raise KeyFileError("lattice TA public key has the wrong length (corrupted file?)")
+    values = [int.from_bytes(body[i : i + _LATTICE_PUBLIC_BYTES], "big") for i in range(0, len(body), 4)]
+    try:
+        public = LatticeTAPublicParams.from_stored(values)
+    except ValueError as exc:
+        raise KeyFileError(f"lattice TA public key: {exc} (corrupted file?)") from None
+    if public.fingerprint != _header(armored, "TA-Fingerprint"):
+        raise KeyFileError("TA public key does not match its TA-Fingerprint header (corrupted file?)")
+    return public
+
+
+def _parse_lattice_master(armored: _Armored) -> LatticeTAMasterKey:
+    count = 4 * _LATTICE_COEFFICIENTS
+    values = _signed_values(armored.body, _LATTICE_MASTER_BYTES, count, "lattice TA master secret")
+    f, g, big_f, big_g = (tuple(values[i : i + _LATTICE_COEFFICIENTS]) for i in range(0, count, _LATTICE_COEFFICIENTS))
+    try:
+        master = LatticeTAMasterKey.from_trapdoor(Trapdoor(f, g, big_f, big_g))
+    except TrapdoorError as exc:
+        raise KeyFileError(f"lattice TA master secret: {exc} (corrupted file?)") from None
+    if master.public.fingerprint != _header(armored, "TA-Fingerprint"):
+        raise KeyFileError("TA master secret does not match its TA-Fingerprint header (corrupted file?)")
+    return master
+
+
+def _parse_lattice_identity(armored: _Armored) -> LatticeIdentityKey:
+    try:
+        identity = validate_identity(_identity_from_headers(armored))
+    except ValueError as exc:
+        raise KeyFileError(str(exc)) from exc
+    values = _signed_values(armored.body, _LATTICE_KEY_BYTES, _LATTICE_COEFFICIENTS, "lattice identity key")
+    return LatticeIdentityKey(identity, _checked_lattice_key(values), _header(armored, "TA-Fingerprint"))
+
+
 # --- files ------------------------------------------------------------------
 
 
@@ -587,6 +823,9 @@ _KINDS: dict[type[KeyObject], str] = {
     ThresholdPublicParams: "threshold TA public parameters",
     KeyShare: "a TA key share",
     PartialIdentityKey: "a partial identity key",
+    LatticeTAPublicParams: "lattice TA public parameters",
+    LatticeTAMasterKey: "a lattice TA master secret",
+    LatticeIdentityKey: "a lattice identity key",
 }
 
 
@@ -640,7 +879,34 @@ def load_identity_key(
     return key
 
 
-_PUBLIC_KINDS = (TAPublicParams, ThresholdPublicParams)
+def load_ta_master(
+    path: str | os.PathLike[str], backend: PairingBackend | None = None
+) -> TAMasterKey | LatticeTAMasterKey:
+    """A TA master secret of either scheme (what ``ibepsk ta extract --master`` takes)."""
+    key = read_key_file(path, backend)
+    if not isinstance(key, TAMasterKey | LatticeTAMasterKey):
+        raise KeyFileError(f"{path}: expected {_KINDS[TAMasterKey]}, found {_KINDS[type(key)]}")
+    return key
+
+
+def load_lattice_public_params(path: str | os.PathLike[str]) -> LatticeTAPublicParams:
+    return _load_as(LatticeTAPublicParams, path, None)
+
+
+def load_lattice_identity_key(
+    path: str | os.PathLike[str], public: LatticeTAPublicParams | None = None
+) -> LatticeIdentityKey:
+    """Load a lattice identity key; with ``public`` also prove it is short for its identity under that TA."""
+    key = _load_as(LatticeIdentityKey, path, None)
+    if public is not None:
+        try:
+            key.verify(public)
+        except KeyFileError as exc:
+            raise KeyMismatchError(f"{path}: {exc}") from None
+    return key
+
+
+_PUBLIC_KINDS = (TAPublicParams, ThresholdPublicParams, LatticeTAPublicParams)
 
 
 def write_key_file(path: str | os.PathLike[str], key: KeyObject, *, force: bool = False) -> None:
