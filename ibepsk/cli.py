@@ -27,6 +27,8 @@ from .server import STOPPING_HELP
 from .tls.certs import ClientCertProfile
 
 MASTER_FILE = "master.key"
+BF = "bf"
+LATTICE = "lattice"
 PUBLIC_FILE = "public.pem"
 THRESHOLD_PUBLIC_FILE = "threshold.pem"
 DEFAULT_REPLAY_STORE = "memory"
@@ -48,12 +50,14 @@ def _ta_init(args: argparse.Namespace) -> int:
     directory = _output_directory(args.dir)
     if (args.shares is None) != (args.threshold is None):
         raise CliError("--shares and --threshold go together")
+    if args.shares is not None and args.scheme == LATTICE:
+        raise CliError("a threshold TA (--shares, --threshold) is Boneh–Franklin only, not --scheme lattice")
     if args.shares is not None:
         return _ta_init_threshold(directory, args.threshold, args.shares, args.force)
     directory.mkdir(parents=True, exist_ok=True)
     targets = [directory / MASTER_FILE, directory / PUBLIC_FILE]
     _refuse_existing(targets, args.force)
-    master = keys.TAMasterKey.generate()
+    master = keys.LatticeTAMasterKey.generate() if args.scheme == LATTICE else keys.TAMasterKey.generate()
     keys.write_key_file(targets[0], master, force=args.force)
     keys.write_key_file(targets[1], master.public, force=args.force)
     print(f"wrote {targets[0]} (secret, mode 0600) and {targets[1]}")
@@ -129,8 +133,8 @@ def _master_path(ta: str) -> Path:
 
 
 def _ta_extract(args: argparse.Namespace) -> int:
-    master: keys.TAMasterKey | keys.KeyShare = (
-        keys.load_key_share(args.share) if args.share else keys.load_master_key(_master_path(args.master))
+    master: keys.TAMasterKey | keys.LatticeTAMasterKey | keys.KeyShare = (
+        keys.load_key_share(args.share) if args.share else keys.load_ta_master(_master_path(args.master))
     )
     output = Path(args.output)
     _refuse_existing([output], args.force)
@@ -141,7 +145,11 @@ def _ta_extract(args: argparse.Namespace) -> int:
         identity = _epoch_bound(identity, args.epoch, args.at)
     identity_key = master.extract(identity)
     keys.write_key_file(output, identity_key, force=args.force)
-    what = "identity key" if isinstance(identity_key, keys.IdentityKey) else f"partial key (share {identity_key.index})"
+    what = (
+        f"partial key (share {identity_key.index})"
+        if isinstance(identity_key, keys.PartialIdentityKey)
+        else "identity key"
+    )
     print(f"wrote {what} for {identity_key.identity!r} to {output} (secret, mode 0600)")
     return 0
 
@@ -152,6 +160,9 @@ def _ta_show(args: argparse.Namespace) -> int:
     if isinstance(key, keys.IdentityKey) and args.ta:
         key.verify(keys.load_public_params(args.ta))
         print("  verified against the given TA public parameters")
+    if isinstance(key, keys.LatticeIdentityKey) and args.ta:
+        key.verify(keys.load_lattice_public_params(args.ta))
+        print("  verified against the given lattice TA public parameters: ‖(s1, s)‖ within spec §7's bound")
     if isinstance(key, keys.PartialIdentityKey | keys.KeyShare) and args.ta:
         public = keys.load_threshold_public_params(args.ta)
         if isinstance(key, keys.KeyShare):
@@ -164,6 +175,19 @@ def _ta_show(args: argparse.Namespace) -> int:
 
 def _ta_import(args: argparse.Namespace) -> int:
     directory = _output_directory(args.output)
+    writes = _lattice_imports(args) if args.scheme == LATTICE else _bf_imports(args)
+    _refuse_existing([path for path, _ in writes], args.force)
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, obj in writes:
+        keys.write_key_file(path, obj, force=args.force)
+        print(f"wrote {path}")
+    return 0
+
+
+def _bf_imports(args: argparse.Namespace) -> list[tuple[Path, keys.KeyObject]]:
+    if args.public_hex is None or args.public_ints or args.identity_key_ints:
+        raise CliError("a Boneh–Franklin TA is imported with --public-hex (and --identity-key-hex)")
+    directory = Path(args.output)
     public = keys.TAPublicParams.from_bytes(_hex_arg(args.public_hex, "--public-hex"))
     writes: list[tuple[Path, keys.KeyObject]] = [(directory / PUBLIC_FILE, public)]
     if (args.identity_key_hex is None) != (args.identity is None):
@@ -171,12 +195,36 @@ def _ta_import(args: argparse.Namespace) -> int:
     if args.identity is not None:
         key = keys.IdentityKey.from_bytes(args.identity, _hex_arg(args.identity_key_hex, "--identity-key-hex"), public)
         writes.append((directory / _key_file_name(args.identity), key))
-    _refuse_existing([path for path, _ in writes], args.force)
-    directory.mkdir(parents=True, exist_ok=True)
-    for path, obj in writes:
-        keys.write_key_file(path, obj, force=args.force)
-        print(f"wrote {path}")
-    return 0
+    return writes
+
+
+def _lattice_imports(args: argparse.Namespace) -> list[tuple[Path, keys.KeyObject]]:
+    if args.public_ints is None or args.public_hex or args.identity_key_hex:
+        raise CliError("a lattice TA is imported with --public-ints (and --identity-key-ints)")
+    directory = Path(args.output)
+    public = keys.LatticeTAPublicParams.from_stored(_integers_file(args.public_ints, "--public-ints"))
+    writes: list[tuple[Path, keys.KeyObject]] = [(directory / PUBLIC_FILE, public)]
+    if (args.identity_key_ints is None) != (args.identity is None):
+        raise CliError("--identity-key-ints and --identity go together")
+    if args.identity is not None:
+        coefficients = _integers_file(args.identity_key_ints, "--identity-key-ints")
+        key = keys.LatticeIdentityKey.from_coefficients(args.identity, coefficients, public)
+        writes.append((directory / _key_file_name(args.identity), key))
+    return writes
+
+
+def _integers_file(path: str, option: str) -> list[int]:
+    """Decimal integers separated by commas or white space, optionally in braces or brackets (a C array's
+    initializer, as in TiigerTLS's source, or a JSON list)."""
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{option} {path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    words = text.replace(",", " ").strip().strip("{}[]").split()
+    try:
+        return [int(word) for word in words]
+    except ValueError:
+        raise CliError(f"{option} {path}: not a list of decimal integers") from None
 
 
 def _epoch_bound(host: str, period: str, at: str | None) -> str:
@@ -652,9 +700,14 @@ def _add_ta_commands(ta: Parser) -> None:
         (DIR/share-1.key … DIR/share-N.key, mode 0600, one for each TA node) and forgotten; any T shares issue
         keys, fewer learn nothing. DIR/{THRESHOLD_PUBLIC_FILE} holds the public parameters with the per-share
         public keys that "ta combine" checks partial keys against.
+
+        With --scheme lattice, a lattice TA (DLP identity-based encryption over NTRU lattices, in TiigerTLS's
+        ring): the master secret is an NTRU trapdoor f, g, F, G with fG - gF = q, and DIR/{PUBLIC_FILE} holds
+        h = g/f mod q in TiigerTLS's stored form. Its keys are for the lattice IBE-PSKs (docs/post-quantum.md).
         """,
     )
     init.add_argument("dir", type=_directory, metavar="DIR", help="directory for the files")
+    _add_scheme_option(init, "the TA's scheme: Boneh–Franklin, or a lattice TA (an NTRU trapdoor; needs numpy)")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.add_argument(
         "--shares",
@@ -681,6 +734,9 @@ def _add_ta_commands(ta: Parser) -> None:
 
         An identity is any text, UTF-8 included, on one line, without control characters or surrounding
         spaces. With --epoch the key is for IDENTITY|DATE only, so it stops working once the server drops it.
+
+        A lattice TA's key is sampled from a Gaussian over its NTRU lattice; it is checked against spec §7's
+        bound and TiigerTLS's int16 range before it is written.
         """,
     )
     issuer = extract.add_mutually_exclusive_group(required=True)
@@ -763,19 +819,35 @@ def _add_ta_commands(ta: Parser) -> None:
     imp = _add_command(
         sub,
         "import",
-        "import raw MIRACL-encoded hex keys (e.g. TiigerTLS's demo TA)",
+        "import TiigerTLS's keys: MIRACL-encoded hex, or lattice integers (e.g. its demo TAs)",
         f"""
         Turn raw keys in MIRACL's encoding (hex), as TiigerTLS prints them, into key files: DIR/{PUBLIC_FILE}
         and, with --identity-key-hex and --identity, DIR/IDENTITY.key. The identity key is checked against
         the public key before anything is written.
+
+        With --scheme lattice, TiigerTLS's lattice keys as the integers of its source: --public-ints, the
+        stored TA constant H, and --identity-key-ints, the identity key s (checked: s1 = H_ID(ID) - s*h short).
         """,
     )
-    imp.add_argument("--public-hex", required=True, metavar="HEX", help="TA public key Ppub, 97-byte G1 point")
-    imp.add_argument("--identity-key-hex", metavar="HEX", help="identity key D_ID, 193-byte G2 point")
+    _add_scheme_option(imp, "the scheme of the keys")
+    imp.add_argument("--public-hex", metavar="HEX", help="Boneh–Franklin: TA public key Ppub, 97-byte G1 point")
+    imp.add_argument("--identity-key-hex", metavar="HEX", help="Boneh–Franklin: identity key D_ID, 193-byte G2 point")
+    imp.add_argument(
+        "--public-ints",
+        metavar="FILE",
+        help="lattice: TiigerTLS's stored TA constant H, 1024 integers in [0, q) (commas or spaces; braces allowed)",
+    )
+    imp.add_argument(
+        "--identity-key-ints", metavar="FILE", help="lattice: identity key s, 1024 integers in ±32767 (int16)"
+    )
     imp.add_argument("--identity", type=_identity, help="the identity the key was issued for")
     imp.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write the files to")
     imp.add_argument("--force", action="store_true", help="overwrite existing files")
     imp.set_defaults(handler=_ta_import)
+
+
+def _add_scheme_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--scheme", choices=[BF, LATTICE], default=BF, help=f"{help_text} (default: {BF})")
 
 
 def _add_bench_commands(bench: Parser) -> None:
