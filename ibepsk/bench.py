@@ -21,6 +21,7 @@ from .ibe import Decapsulator, Encapsulator, encapsulate, get_backend
 from .ibe._ring import available_rings, get_ring
 from .ibe.h3 import h3
 from .ibe.hashes import h1
+from .ibe.kem import Encapsulation
 from .ibe.lattice import (
     LatticeDecapsulator,
     LatticeEncapsulator,
@@ -28,7 +29,7 @@ from .ibe.lattice import (
     TiigerLatticeEncapsulator,
     single_identity_keys,
 )
-from .keys import TAMasterKey
+from .keys import LatticeTAMasterKey, TAMasterKey
 from .netem import DelayProxy
 from .server import ServerConfig, TLSServer, www_application, www_early_data_handler
 from .threshold import combine, deal
@@ -93,6 +94,7 @@ def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Meas
         measure("threshold: partial key s_i·H1(ID)", lambda: threshold_ta.shares[0].extract("bench.example", backend)),
         measure("threshold: combine 2 of 3, checked", lambda: combine(threshold_ta.public, partials, backend=backend)),
         *lattice_measurements(measure),
+        *lattice_ta_measurements(runs),
     ]
     print(f"ibepsk bench ibe — backend {backend.name}; {machine_line()}")
     print(f"median of {runs} runs x {iterations} calls; ratio = time / one pairing measured in this run")
@@ -101,6 +103,8 @@ def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Meas
         target = f"{m.target_us:.0f}" if m.target_us is not None else "-"
         ratio = m.median_us / baseline.median_us
         print(f"{m.name:36} {m.median_us:10.1f} {ratio:7.2f} {target:>10}  {m.verdict()}")
+    trips, failures = lattice_ta_round_trips(LATTICE_ROUND_TRIPS_PER_ITERATION * iterations)
+    print(f"lattice TA keys: {trips} encapsulations to extracted keys, {failures} decapsulation failures")
     return results
 
 
@@ -200,3 +204,47 @@ def bench_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
         f"(target: one full round trip: {verdict})"
     )
     return result
+
+
+# --- the lattice TA -------------------------------------------------------------------------
+
+#: Issue 13's targets for a lattice TA: setup ≤ 60 s, extraction ≤ 1 s per identity.
+LATTICE_TA_SETUP_TARGET_US = 60_000_000
+LATTICE_TA_EXTRACT_TARGET_US = 1_000_000
+#: Encapsulations per ``--iterations`` step: 10,000 with the default 50.
+LATTICE_ROUND_TRIPS_PER_ITERATION = 200
+_ROUND_TRIP_IDENTITIES = 10
+
+
+def lattice_ta_measurements(runs: int) -> list[Measurement]:
+    """Setup (NTRU trapdoor and NTRUSolve) and extraction (fast Fourier sampling), ``runs`` of each, median."""
+    masters: list[LatticeTAMasterKey] = []
+    setup = median_us(lambda: masters.append(LatticeTAMasterKey.generate()), 1, runs)
+    extract = median_us(partial(masters[0].extract, "bench.example"), 1, runs)
+    return [
+        Measurement("lattice TA setup (ta init)", setup, LATTICE_TA_SETUP_TARGET_US),
+        Measurement("lattice TA extract one key", extract, LATTICE_TA_EXTRACT_TARGET_US),
+    ]
+
+
+def lattice_ta_round_trips(count: int) -> tuple[int, int]:
+    """``count`` encapsulations, TiigerTLS's KEM and the sound one in turn, to keys of a fresh lattice TA.
+
+    The keys are extracted for a few identities; returns (count, failures), a failure being a
+    decapsulation that gives another key than its encapsulation did.
+    """
+    master = LatticeTAMasterKey.generate()
+    h = master.public.h
+    pairs: list[tuple[Callable[[], Encapsulation], Callable[[bytes], bytes]]] = []
+    for index in range(_ROUND_TRIP_IDENTITIES):
+        identity = f"host{index}.example"
+        s = master.extract(identity).key
+        tiiger = TiigerLatticeEncapsulator(identity, h), TiigerLatticeDecapsulator(identity, s, h)
+        sound = LatticeEncapsulator(identity, h), LatticeDecapsulator(identity, s, h)
+        pairs += [(tiiger[0].encapsulate, tiiger[1].decapsulate), (sound[0].encapsulate, sound[1].decapsulate)]
+    failures = 0
+    for index in range(count):
+        encapsulate_one, decapsulate_one = pairs[index % len(pairs)]
+        sent = encapsulate_one()
+        failures += decapsulate_one(sent.ciphertext) != sent.psk
+    return count, failures
