@@ -808,6 +808,9 @@ def _add_ta_commands(ta: Parser) -> None:
         parameters, a TA master secret, or the identity key of one identity; for a threshold TA, its public
         parameters, a share, or a partial key. Secrets are never printed. With --ta an identity key is also
         verified against the TA's public parameters, a share or partial key against the threshold TA's.
+
+        A lattice TA's files are checked on load (f·G - g·F = q; int16 keys); with --ta a lattice identity key
+        is also checked to be short for its identity under that TA (spec §7's bound).
         """,
     )
     show.add_argument("file", metavar="FILE", help="the key file")
