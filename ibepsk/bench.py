@@ -7,13 +7,17 @@ absolute times drift; ratios travel better.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import ssl
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 from .client import ClientConfig, connect
 from .endpoints import server_settings
@@ -62,6 +66,25 @@ def median_us(call: Callable[[], object], iterations: int, runs: int) -> float:
 
 def machine_line() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def machine_info() -> dict[str, Any]:
+    """What a ``--json`` result says about where it was measured."""
+    import tlslite
+
+    return {
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "tlslite_ng": tlslite.__version__,
+        "openssl": ssl.OPENSSL_VERSION,
+        "pairing_backend": get_backend().name,
+    }
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """A suite's ``--json FILE``: the figures with the machine they were measured on."""
+    path.write_text(json.dumps({**result, "machine": machine_info()}, indent=2) + "\n")
 
 
 def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Measurement]:

@@ -273,7 +273,8 @@ def _bench_tls(args: argparse.Namespace) -> int:
     from .bench_tls import bench_tls
 
     _check_plotting(args.plot)
-    bench_tls(runs=args.runs, capacity_seconds=args.capacity_seconds, plot=args.plot)
+    _check_json_output(args.json, args.force)
+    bench_tls(runs=args.runs, capacity_seconds=args.capacity_seconds, plot=args.plot, json_file=args.json)
     return 0
 
 
@@ -286,6 +287,15 @@ def _check_plotting(plot: Path | None) -> None:
             check_plotting(plot)
         except PlotError as exc:
             raise CliError(str(exc)) from None
+
+
+def _check_json_output(path: Path | None, force: bool) -> None:
+    """Before a benchmark runs, not after: can it write its ``--json`` file?"""
+    if path is None:
+        return
+    if path.is_dir() or not path.resolve().parent.is_dir():
+        raise CliError(f"--json {path}: not a file in an existing directory")
+    _refuse_existing([path], force)
 
 
 def _bench_wire(args: argparse.Namespace) -> int:
@@ -816,6 +826,8 @@ def _add_bench_commands(bench: Parser) -> None:
         help="how long each capacity step runs",
     )
     tls.add_argument("--plot", type=Path, metavar="FILE", help="also draw the results as a PNG (needs matplotlib)")
+    tls.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE as JSON")
+    tls.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     tls.set_defaults(handler=_bench_tls)
     wire = _add_command(
         sub,
