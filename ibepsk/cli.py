@@ -298,6 +298,17 @@ def _check_json_output(path: Path | None, force: bool) -> None:
     _refuse_existing([path], force)
 
 
+def _bench_server(args: argparse.Namespace) -> int:
+    from .bench_server import ServerStartError, bench_server
+
+    _check_json_output(args.json, args.force)
+    try:
+        bench_server(args.server_cmd, args.handshake, args.connections, args.runs, json_file=args.json)
+    except ServerStartError as exc:
+        raise CliError(f"--server-cmd: {exc}") from None
+    return 0
+
+
 def _bench_wire(args: argparse.Namespace) -> int:
     from .bench_wire import bench_wire
 
@@ -829,6 +840,37 @@ def _add_bench_commands(bench: Parser) -> None:
     tls.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE as JSON")
     tls.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     tls.set_defaults(handler=_bench_tls)
+    server = _add_command(
+        sub,
+        "server",
+        "server process CPU per connection, for ibepsk serve or any server command",
+        """
+        Start a server process (ibepsk serve, or --server-cmd) and open connections to it one after the other:
+        handshake, one request, its answer, close. Report the server's CPU per connection (utime + stime of its
+        process from /proc), the median of --runs runs.
+        """,
+    )
+    server.add_argument(
+        "--connections", type=_positive_int, default=200, metavar="N", help="connections per run (default 200)"
+    )
+    server.add_argument(
+        "--runs", type=_positive_int, default=3, metavar="N", help="runs; the median is reported (default 3)"
+    )
+    server.add_argument(
+        "--server-cmd",
+        metavar="CMD",
+        help=(
+            "server command instead of ibepsk serve, run without a shell; {port} is where it must listen on "
+            "127.0.0.1, and {cert}, {key}, {ca}, {ibe_key}, {ta} name the benchmark's files "
+            "(e.g. 'openssl s_server -accept {port} -cert {cert} -key {key} -www' with --handshake certificate)"
+        ),
+    )
+    server.add_argument(
+        "--handshake", choices=("ibe-psk", "certificate"), default="ibe-psk", help="the client's handshake"
+    )
+    server.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    server.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    server.set_defaults(handler=_bench_server)
     wire = _add_command(
         sub,
         "wire",
