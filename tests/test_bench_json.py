@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ def _assert_cpu(figures: Any) -> None:
 
 
 def test_bench_tls_json_has_every_figure(tmp_path: Path) -> None:
-    output = tmp_path / "tls.json"
-    result = ibepsk("bench", "tls", "--runs", "1", "--capacity-seconds", "0.3", "--json", str(output))
+    output, plot = tmp_path / "tls.json", tmp_path / "tls.png"
+    with_plot = ("--plot", str(plot)) if importlib.util.find_spec("matplotlib") else ()
+    result = ibepsk("bench", "tls", "--runs", "1", "--capacity-seconds", "0.3", "--json", str(output), *with_plot)
     assert result.returncode == 0, result.stderr
+    assert plot.exists() == bool(with_plot), "the plot (handshakes, ratios, capacity) is drawn when it can be"
     data = json.loads(output.read_text())
     assert set(data) == {"handshakes", "bulk", "capacity", "machine"}
     assert set(data["handshakes"]) == HANDSHAKES
