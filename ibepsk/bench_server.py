@@ -30,12 +30,14 @@ DEFAULT_SERVER_CMD = (
     f"{shlex.quote(sys.executable)} -m ibepsk.cli serve --accept 127.0.0.1:{{port}} --ibe-key {{ibe_key}} "
     "--cert {cert} --key {key} --quiet"
 )
-HANDSHAKES = ("ibe-psk", "certificate")
+#: What each connection does: a full handshake of either kind, or an IBE-PSK session resumed with the ticket the
+#: previous connection received.
+HANDSHAKES = ("ibe-psk", "certificate", "resumption")
 STARTUP_SECONDS = 15.0
 
 
-class ServerStartError(Exception):
-    """The server command cannot be run or did not start listening (the message says why)."""
+class ServerBenchError(Exception):
+    """The server cannot be measured: it does not run, listen or resume (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -70,22 +72,22 @@ def _server_argv(command: str, placeholders: dict[str, str]) -> list[str]:
     try:
         return shlex.split(command.format(**placeholders))
     except KeyError as exc:
-        raise ServerStartError(f"unknown placeholder {{{exc.args[0]}}} (known: {', '.join(placeholders)})") from None
+        raise ServerBenchError(f"unknown placeholder {{{exc.args[0]}}} (known: {', '.join(placeholders)})") from None
     except ValueError as exc:  # unbalanced quotes or braces
-        raise ServerStartError(str(exc)) from None
+        raise ServerBenchError(str(exc)) from None
 
 
 def _wait_listening(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise ServerStartError(f"the server exited with status {server.returncode}: {_last_line(log)}")
+            raise ServerBenchError(f"the server exited with status {server.returncode}: {_last_line(log)}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise ServerStartError(f"the server did not listen on port {port} within {STARTUP_SECONDS:g} s")
+    raise ServerBenchError(f"the server did not listen on port {port} within {STARTUP_SECONDS:g} s")
 
 
 def _last_line(log: Path) -> str:
@@ -93,14 +95,27 @@ def _last_line(log: Path) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def _one_connection(port: int, settings: Any) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        conn = TLSConnection(sock)
-        conn.handshakeClientCert(settings=settings, serverName=SERVER_NAME)
-        conn.write(REQUEST)
-        if not conn.read(max=1):
-            raise RuntimeError("the server closed without answering")
-        conn.close()
+class Client:
+    """One connection after the other: handshake, REQUEST, the first byte of the answer, close."""
+
+    def __init__(self, port: int, handshake: str, settings: Any) -> None:
+        self.port, self.resume, self.settings = port, handshake == "resumption", settings
+        self.session: Any = None
+
+    def connect(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
+            conn = TLSConnection(sock)
+            conn.handshakeClientCert(settings=self.settings, serverName=SERVER_NAME, session=self.session)
+            if self.session is not None and not conn.resumed:
+                raise ServerBenchError("the server did not resume the previous connection's session")
+            conn.write(REQUEST)
+            if not conn.read(max=1):
+                raise ServerBenchError("the server closed without answering")
+            conn.close()
+            if self.resume:  # tickets arrive before the answer
+                if not conn.session.tickets:
+                    raise ServerBenchError("the server sent no session ticket to resume with")
+                self.session = conn.session
 
 
 def measure_server(command: str, handshake: str, connections: int, runs: int) -> ServerBenchmark:
@@ -109,21 +124,21 @@ def measure_server(command: str, handshake: str, connections: int, runs: int) ->
         material = Material.create(Path(directory))
         port = _free_port()
         argv = _server_argv(command, _placeholders(material, port))
-        settings = material.ibe_client_settings() if handshake == "ibe-psk" else None
+        client = Client(port, handshake, material.ibe_client_settings() if handshake != "certificate" else None)
         log = material.files / "server.log"  # shown only if it fails to start
         with log.open("wb") as log_file:
             try:
                 server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
             except OSError as exc:  # no such program, not executable
-                raise ServerStartError(f"cannot run {argv[0] if argv else '(empty command)'}: {exc.strerror}") from None
+                raise ServerBenchError(f"cannot run {argv[0] if argv else '(empty command)'}: {exc.strerror}") from None
         try:
             _wait_listening(server, port, log)
-            _one_connection(port, settings)  # warm the server's caches out of the measurement
+            client.connect()  # warm the server's caches (and, to resume, get a ticket) out of the measurement
             samples = []
             for _ in range(runs):
                 before = _process_cpu_seconds(server.pid)
                 for _ in range(connections):
-                    _one_connection(port, settings)
+                    client.connect()
                 samples.append((_process_cpu_seconds(server.pid) - before) / connections * 1000)
         finally:
             server.terminate()

@@ -299,13 +299,13 @@ def _check_json_output(path: Path | None, force: bool) -> None:
 
 
 def _bench_server(args: argparse.Namespace) -> int:
-    from .bench_server import ServerStartError, bench_server
+    from .bench_server import ServerBenchError, bench_server
 
     _check_json_output(args.json, args.force)
     try:
         bench_server(args.server_cmd, args.handshake, args.connections, args.runs, json_file=args.json)
-    except ServerStartError as exc:
-        raise CliError(f"--server-cmd: {exc}") from None
+    except ServerBenchError as exc:
+        raise CliError(f"bench server: {exc}") from None
     return 0
 
 
@@ -866,7 +866,10 @@ def _add_bench_commands(bench: Parser) -> None:
         ),
     )
     server.add_argument(
-        "--handshake", choices=("ibe-psk", "certificate"), default="ibe-psk", help="the client's handshake"
+        "--handshake",
+        choices=("ibe-psk", "certificate", "resumption"),
+        default="ibe-psk",
+        help="the client's handshake (resumption: an IBE-PSK session, resumed with the previous connection's ticket)",
     )
     server.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     server.add_argument("--force", action="store_true", help="overwrite an existing --json file")
