@@ -7,13 +7,14 @@ import socket
 from typing import Any
 
 import pytest
+import tlslite.tlsconnection
 from tlslite import HandshakeSettings as StockSettings
 from tlslite import TLSConnection as StockConnection
 from tlslite.errors import TLSAbruptCloseError
 from tlslite.utils import cipherfactory
 
 from ibepsk import HandshakeSettings, TLSConnection
-from ibepsk.bench_tls import run_pair
+from ibepsk.bench_tls import UnacceleratedConnection, run_pair
 from ibepsk.pki import Issued, issue, make_ca
 
 TICKET_CIPHERS = ["aes128gcm", "aes256gcm", "aes128ccm", "aes128ccm_8", "aes256ccm", "aes256ccm_8", "chacha20-poly1305"]
@@ -111,3 +112,26 @@ def test_tickets_never_touch_tlslite_pure_python_aeads(server_cert: Issued, tick
     with pytest.raises((AssertionError, TLSAbruptCloseError)):
         run_pair(lambda sock: TLSConnection(sock).handshakeClientCert(serverName="localhost"), stock_server)
     assert "pure-Python AEAD was used" in str(refused[0])
+
+
+@pytest.mark.parametrize("ticket_cipher", TICKET_CIPHERS)
+@pytest.mark.parametrize("key_length", [16, 32])
+def test_ticket_keys_are_derived_as_tlslite_derives_them(ticket_cipher: str, key_length: int) -> None:
+    settings = HandshakeSettings()
+    settings.ticketCipher = ticket_cipher
+    nonce, user_key = bytearray(os.urandom(32)), bytearray(os.urandom(key_length))
+    ours = TLSConnection._derive_key_iv(nonce, user_key, settings)
+    assert ours == StockConnection._derive_key_iv(nonce, user_key, settings)
+
+
+def test_ticket_keys_skip_tlslite_hmac_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One-shot HMACs, not tlslite-ng's Python HMAC/HKDF chain (about twice the time)."""
+
+    def refuse(*args: Any) -> None:
+        raise AssertionError("tlslite-ng's HMAC chain was used")
+
+    monkeypatch.setattr(tlslite.tlsconnection, "secureHMAC", refuse)
+    nonce, user_key, settings = bytearray(32), bytearray(32), HandshakeSettings()
+    assert len(TLSConnection._derive_key_iv(nonce, user_key, settings)[1]) == 12
+    with pytest.raises(AssertionError, match="HMAC chain"):  # what the patch stops: the stock derivation
+        UnacceleratedConnection._derive_key_iv(nonce, user_key, settings)

@@ -29,6 +29,7 @@ from tlslite.messages import Alert, ClientHello
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 
 from ._crypto.ecdh import key_exchange_for
+from ._crypto.kdf import ticket_key_and_iv
 from .accel import (
     AcceleratedRecordLayer,
     accelerate_cert_params,
@@ -68,6 +69,7 @@ HOOKED_METHODS = (
     "_create_cert_msg",
     "_serverSendTickets",
     "_tryDecrypt",
+    "_derive_key_iv",
 )
 HOOKED_SIGNATURES = {name: inspect.signature(getattr(_TlsliteConnection, name)) for name in HOOKED_METHODS}
 
@@ -132,6 +134,13 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         if not self.accelerated:
             return super()._tryDecrypt(settings, identity, ticket)
         return _try_decrypt_on_cryptography(self, settings, identity, ticket)
+
+    @classmethod
+    def _derive_key_iv(cls, nonce: bytearray, user_key: bytearray, settings: Any) -> tuple[bytearray, bytearray]:
+        """Hooks tlslite's ticket key derivation (four per resumption on an IBE-PSK server): one-shot HMACs."""
+        if not cls.accelerated:
+            return super()._derive_key_iv(nonce, user_key, settings)  # type: ignore[no-any-return]
+        return ticket_key_and_iv(bytes(nonce), bytes(user_key), settings.ticketCipher)
 
     # --- closing ------------------------------------------------------------------
 
