@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tlslite.errors import TLSError
+
 from . import keys
 from .bench import REQUEST, machine_line, write_json
 from .bench_tls import SERVER_NAME, Material, _process_cpu_seconds
@@ -99,10 +101,17 @@ class Client:
     """One connection after the other: handshake, REQUEST, the first byte of the answer, close."""
 
     def __init__(self, port: int, handshake: str, settings: Any) -> None:
-        self.port, self.resume, self.settings = port, handshake == "resumption", settings
+        self.port, self.handshake, self.settings = port, handshake, settings
+        self.resume = handshake == "resumption"
         self.session: Any = None
 
     def connect(self) -> None:
+        try:
+            self._connect()
+        except (OSError, TLSError) as exc:
+            raise ServerBenchError(f"{self.handshake} connection failed: {exc!r}") from None
+
+    def _connect(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
             conn = TLSConnection(sock)
             conn.handshakeClientCert(settings=self.settings, serverName=SERVER_NAME, session=self.session)

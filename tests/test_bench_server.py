@@ -52,3 +52,8 @@ def test_bench_server_says_when_a_server_does_not_give_tickets_to_resume_with() 
     command = f"{SERVE} --no-tickets"
     result = ibepsk("bench", "server", "--connections", "1", "--handshake", "resumption", "--server-cmd", command)
     assert_one_line_error(result, "bench server: the server sent no session ticket to resume with")
+
+
+def test_bench_server_says_when_a_handshake_fails() -> None:
+    result = ibepsk("bench", "server", "--handshake", "ibe-psk", "--server-cmd", OPENSSL_SERVER)
+    assert_one_line_error(result, "bench server: ibe-psk connection failed: ")
