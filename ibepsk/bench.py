@@ -87,7 +87,7 @@ def write_json(path: Path, result: dict[str, Any]) -> None:
     path.write_text(json.dumps({**result, "machine": machine_info()}, indent=2) + "\n")
 
 
-def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Measurement]:
+def bench_ibe(backend_name: str | None, iterations: int, runs: int, json_file: Path | None = None) -> list[Measurement]:
     backend = get_backend(backend_name)
     master = TAMasterKey.generate(backend)
     ppub = master.public.public_key
@@ -124,6 +124,19 @@ def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Meas
         target = f"{m.target_us:.0f}" if m.target_us is not None else "-"
         ratio = m.median_us / baseline.median_us
         print(f"{m.name:36} {m.median_us:10.1f} {ratio:7.2f} {target:>10}  {m.verdict()}")
+    if json_file is not None:
+        write_json(
+            json_file,
+            {
+                "ibe": {
+                    "backend": backend.name,
+                    "operations": {
+                        m.name: {"median_us": m.median_us, "ratio_to_pairing": m.median_us / baseline.median_us}
+                        for m in results
+                    },
+                }
+            },
+        )
     return results
 
 
@@ -209,7 +222,7 @@ def measure_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
     return ZeroRttResult(delay_ms, statistics.median(samples[False]), statistics.median(samples[True]))
 
 
-def bench_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
+def bench_zero_rtt(delay_ms: float, runs: int, json_file: Path | None = None) -> ZeroRttResult:
     result = measure_zero_rtt(delay_ms, runs)
     rtt = 2 * delay_ms
     print(f"ibepsk bench zero-rtt — {delay_ms:g} ms each way (RTT {rtt:g} ms) via a delaying proxy; {machine_line()}")
@@ -222,4 +235,16 @@ def bench_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
         f"0-RTT saves {result.one_rtt_ms - result.zero_rtt_ms:.1f} ms = {result.saved_round_trips:.2f} round trips "
         f"(target: one full round trip: {verdict})"
     )
+    if json_file is not None:
+        write_json(
+            json_file,
+            {
+                "zero_rtt": {
+                    "one_way_delay_ms": delay_ms,
+                    "one_rtt_ms": result.one_rtt_ms,
+                    "zero_rtt_ms": result.zero_rtt_ms,
+                    "saved_round_trips": result.saved_round_trips,
+                }
+            },
+        )
     return result

@@ -265,7 +265,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench_ibe(args: argparse.Namespace) -> int:
     from .bench import bench_ibe
 
-    bench_ibe(backend_name=args.backend, iterations=args.iterations, runs=args.runs)
+    _check_json_output(args.json, args.force)
+    bench_ibe(backend_name=args.backend, iterations=args.iterations, runs=args.runs, json_file=args.json)
     return 0
 
 
@@ -319,7 +320,8 @@ def _bench_wire(args: argparse.Namespace) -> int:
 def _bench_zero_rtt(args: argparse.Namespace) -> int:
     from .bench import bench_zero_rtt
 
-    bench_zero_rtt(delay_ms=args.delay_ms, runs=args.runs)
+    _check_json_output(args.json, args.force)
+    bench_zero_rtt(delay_ms=args.delay_ms, runs=args.runs, json_file=args.json)
     return 0
 
 
@@ -815,6 +817,8 @@ def _add_bench_commands(bench: Parser) -> None:
     ibe.add_argument(
         "--runs", type=_positive_int, default=5, metavar="N", help="runs; the median of the run medians is reported"
     )
+    ibe.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    ibe.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     ibe.set_defaults(handler=_bench_ibe)
     tls = _add_command(
         sub,
@@ -899,6 +903,8 @@ def _add_bench_commands(bench: Parser) -> None:
     zero.add_argument(
         "--runs", type=_positive_int, default=9, metavar="N", help="connections of each kind; medians are reported"
     )
+    zero.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    zero.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     zero.set_defaults(handler=_bench_zero_rtt)
     iot = _add_command(
         sub,

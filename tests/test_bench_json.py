@@ -59,3 +59,24 @@ def test_bench_tls_json_refuses_to_overwrite_before_running(tmp_path: Path) -> N
     assert_one_line_error(result, "already exists (use --force to overwrite)")
     assert result.stdout == "", "nothing ran"
     assert output.read_text() == "kept"
+
+
+def test_bench_ibe_json(tmp_path: Path) -> None:
+    output = tmp_path / "ibe.json"
+    result = ibepsk("bench", "ibe", "--runs", "1", "--iterations", "3", "--json", str(output))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(output.read_text())
+    assert set(data) == {"ibe", "machine"}
+    operations = data["ibe"]["operations"]
+    assert operations["pairing e(Q, P) [baseline]"]["ratio_to_pairing"] == 1.0
+    assert operations["decapsulate"]["median_us"] > 0 and operations["decapsulate"]["ratio_to_pairing"] > 0
+    assert data["ibe"]["backend"] == data["machine"]["pairing_backend"]
+
+
+def test_bench_zero_rtt_json(tmp_path: Path) -> None:
+    output = tmp_path / "zero-rtt.json"
+    result = ibepsk("bench", "zero-rtt", "--runs", "1", "--delay-ms", "5", "--json", str(output))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(output.read_text())["zero_rtt"]
+    assert figures["one_way_delay_ms"] == 5
+    assert figures["one_rtt_ms"] > 0 and figures["zero_rtt_ms"] > 0 and "saved_round_trips" in figures
