@@ -7,13 +7,17 @@ absolute times drift; ratios travel better.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import ssl
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 from .client import ClientConfig, connect
 from .endpoints import server_settings
@@ -65,7 +69,26 @@ def machine_line() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Measurement]:
+def machine_info() -> dict[str, Any]:
+    """What a ``--json`` result says about where it was measured."""
+    import tlslite
+
+    return {
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "tlslite_ng": tlslite.__version__,
+        "openssl": ssl.OPENSSL_VERSION,
+        "pairing_backend": get_backend().name,
+    }
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """A suite's ``--json FILE``: the figures with the machine they were measured on."""
+    path.write_text(json.dumps({**result, "machine": machine_info()}, indent=2) + "\n")
+
+
+def bench_ibe(backend_name: str | None, iterations: int, runs: int, json_file: Path | None = None) -> list[Measurement]:
     backend = get_backend(backend_name)
     master = TAMasterKey.generate(backend)
     ppub = master.public.public_key
@@ -105,6 +128,19 @@ def bench_ibe(backend_name: str | None, iterations: int, runs: int) -> list[Meas
         print(f"{m.name:36} {m.median_us:10.1f} {ratio:7.2f} {target:>10}  {m.verdict()}")
     trips, failures = lattice_ta_round_trips(LATTICE_ROUND_TRIPS_PER_ITERATION * iterations)
     print(f"lattice TA keys: {trips} encapsulations to extracted keys, {failures} decapsulation failures")
+    if json_file is not None:
+        write_json(
+            json_file,
+            {
+                "ibe": {
+                    "backend": backend.name,
+                    "operations": {
+                        m.name: {"median_us": m.median_us, "ratio_to_pairing": m.median_us / baseline.median_us}
+                        for m in results
+                    },
+                }
+            },
+        )
     return results
 
 
@@ -190,7 +226,7 @@ def measure_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
     return ZeroRttResult(delay_ms, statistics.median(samples[False]), statistics.median(samples[True]))
 
 
-def bench_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
+def bench_zero_rtt(delay_ms: float, runs: int, json_file: Path | None = None) -> ZeroRttResult:
     result = measure_zero_rtt(delay_ms, runs)
     rtt = 2 * delay_ms
     print(f"ibepsk bench zero-rtt — {delay_ms:g} ms each way (RTT {rtt:g} ms) via a delaying proxy; {machine_line()}")
@@ -203,6 +239,18 @@ def bench_zero_rtt(delay_ms: float, runs: int) -> ZeroRttResult:
         f"0-RTT saves {result.one_rtt_ms - result.zero_rtt_ms:.1f} ms = {result.saved_round_trips:.2f} round trips "
         f"(target: one full round trip: {verdict})"
     )
+    if json_file is not None:
+        write_json(
+            json_file,
+            {
+                "zero_rtt": {
+                    "one_way_delay_ms": delay_ms,
+                    "one_rtt_ms": result.one_rtt_ms,
+                    "zero_rtt_ms": result.zero_rtt_ms,
+                    "saved_round_trips": result.saved_round_trips,
+                }
+            },
+        )
     return result
 
 

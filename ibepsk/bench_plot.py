@@ -34,6 +34,8 @@ def _pyplot() -> Any:  # matplotlib.pyplot (untyped)
 
 
 def plot_tls_benchmark(result: TlsBenchmark, path: Path) -> None:
+    from .bench_tls import ratio_targets
+
     plt = _pyplot()
     names = [row.scenario for row in result.handshakes]
     series = {
@@ -41,7 +43,7 @@ def plot_tls_benchmark(result: TlsBenchmark, path: Path) -> None:
         "stock tlslite-ng": [row.stock.total_ms for row in result.handshakes],
         "ssl (OpenSSL)": [row.openssl.total_ms if row.openssl else 0.0 for row in result.handshakes],
     }
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.5), gridspec_kw={"width_ratios": [3, 1.6, 1]})
     width = 0.27
     for offset, (label, values) in enumerate(series.items()):
         left.bar([i + (offset - 1) * width for i in range(len(names))], values, width, label=label)
@@ -49,6 +51,7 @@ def plot_tls_benchmark(result: TlsBenchmark, path: Path) -> None:
     left.set_ylabel("client + server CPU per handshake, ms")
     left.set_title("Handshake CPU (lower is better; 0 = not available)")
     left.legend()
+    _plot_ratios(middle, ratio_targets(result))
     clients = [str(row.clients) for row in result.capacity]
     right.bar(clients, [row.handshakes_per_second for row in result.capacity], color="tab:green")
     right.set_xlabel("concurrent clients")
@@ -57,3 +60,14 @@ def plot_tls_benchmark(result: TlsBenchmark, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _plot_ratios(axes: Any, targets: list[Any]) -> None:
+    """Each same-run ratio as a bar, its target as a black tick: green when met, red when missed."""
+    positions = range(len(targets))
+    axes.bar(positions, [t.ratio for t in targets], color=["tab:green" if t.met else "tab:red" for t in targets])
+    axes.scatter(positions, [t.limit for t in targets], marker="_", s=900, color="black", label="target")
+    axes.set_xticks(list(positions), [t.short.replace(" / ", "\n/ ") for t in targets], fontsize=8)
+    axes.set_ylabel("ratio, same run")
+    axes.set_title("Targets (issue 12): ratios")
+    axes.legend()

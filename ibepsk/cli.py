@@ -313,7 +313,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench_ibe(args: argparse.Namespace) -> int:
     from .bench import bench_ibe
 
-    bench_ibe(backend_name=args.backend, iterations=args.iterations, runs=args.runs)
+    _check_json_output(args.json, args.force)
+    bench_ibe(backend_name=args.backend, iterations=args.iterations, runs=args.runs, json_file=args.json)
     return 0
 
 
@@ -321,7 +322,8 @@ def _bench_tls(args: argparse.Namespace) -> int:
     from .bench_tls import bench_tls
 
     _check_plotting(args.plot)
-    bench_tls(runs=args.runs, capacity_seconds=args.capacity_seconds, plot=args.plot)
+    _check_json_output(args.json, args.force)
+    bench_tls(runs=args.runs, capacity_seconds=args.capacity_seconds, plot=args.plot, json_file=args.json)
     return 0
 
 
@@ -336,6 +338,26 @@ def _check_plotting(plot: Path | None) -> None:
             raise CliError(str(exc)) from None
 
 
+def _check_json_output(path: Path | None, force: bool) -> None:
+    """Before a benchmark runs, not after: can it write its ``--json`` file?"""
+    if path is None:
+        return
+    if path.is_dir() or not path.resolve().parent.is_dir():
+        raise CliError(f"--json {path}: not a file in an existing directory")
+    _refuse_existing([path], force)
+
+
+def _bench_server(args: argparse.Namespace) -> int:
+    from .bench_server import ServerBenchError, bench_server
+
+    _check_json_output(args.json, args.force)
+    try:
+        bench_server(args.server_cmd, args.handshake, args.connections, args.runs, json_file=args.json)
+    except ServerBenchError as exc:
+        raise CliError(f"bench server: {exc}") from None
+    return 0
+
+
 def _bench_wire(args: argparse.Namespace) -> int:
     from .bench_wire import bench_wire
 
@@ -346,7 +368,8 @@ def _bench_wire(args: argparse.Namespace) -> int:
 def _bench_zero_rtt(args: argparse.Namespace) -> int:
     from .bench import bench_zero_rtt
 
-    bench_zero_rtt(delay_ms=args.delay_ms, runs=args.runs)
+    _check_json_output(args.json, args.force)
+    bench_zero_rtt(delay_ms=args.delay_ms, runs=args.runs, json_file=args.json)
     return 0
 
 
@@ -869,6 +892,8 @@ def _add_bench_commands(bench: Parser) -> None:
     ibe.add_argument(
         "--runs", type=_positive_int, default=5, metavar="N", help="runs; the median of the run medians is reported"
     )
+    ibe.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    ibe.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     ibe.set_defaults(handler=_bench_ibe)
     tls = _add_command(
         sub,
@@ -891,7 +916,43 @@ def _add_bench_commands(bench: Parser) -> None:
         help="how long each capacity step runs",
     )
     tls.add_argument("--plot", type=Path, metavar="FILE", help="also draw the results as a PNG (needs matplotlib)")
+    tls.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE as JSON")
+    tls.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     tls.set_defaults(handler=_bench_tls)
+    server = _add_command(
+        sub,
+        "server",
+        "server process CPU per connection, for ibepsk serve or any server command",
+        """
+        Start a server process (ibepsk serve, or --server-cmd) and open connections to it one after the other:
+        handshake, one request, its answer, close. Report the server's CPU per connection (utime + stime of its
+        process from /proc), the median of --runs runs.
+        """,
+    )
+    server.add_argument(
+        "--connections", type=_positive_int, default=200, metavar="N", help="connections per run (default 200)"
+    )
+    server.add_argument(
+        "--runs", type=_positive_int, default=3, metavar="N", help="runs; the median is reported (default 3)"
+    )
+    server.add_argument(
+        "--server-cmd",
+        metavar="CMD",
+        help=(
+            "server command instead of ibepsk serve, run without a shell; {port} is where it must listen on "
+            "127.0.0.1, and {cert}, {key}, {ca}, {ibe_key}, {ta} name the benchmark's files "
+            "(e.g. 'openssl s_server -accept {port} -cert {cert} -key {key} -www' with --handshake certificate)"
+        ),
+    )
+    server.add_argument(
+        "--handshake",
+        choices=("ibe-psk", "certificate", "resumption"),
+        default="ibe-psk",
+        help="the client's handshake (resumption: an IBE-PSK session, resumed with the previous connection's ticket)",
+    )
+    server.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    server.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    server.set_defaults(handler=_bench_server)
     wire = _add_command(
         sub,
         "wire",
@@ -917,6 +978,8 @@ def _add_bench_commands(bench: Parser) -> None:
     zero.add_argument(
         "--runs", type=_positive_int, default=9, metavar="N", help="connections of each kind; medians are reported"
     )
+    zero.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    zero.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     zero.set_defaults(handler=_bench_zero_rtt)
     iot = _add_command(
         sub,

@@ -36,6 +36,9 @@ _SAME_IN_BOTH = {
     "readAsync": "(self, max=None, min=1)",
     "_handle_srv_pha": "(self, cert)",
     "_handle_pha": "(self, cert_request)",
+    "_serverSendTickets": "(self, settings)",
+    "_tryDecrypt": "(self, settings, identity=None, ticket=None)",
+    "_derive_key_iv": "(nonce, user_key, settings)",
 }
 _SERVER_ASYNC = (
     "(self, verifierDB=None, certChain=None, privateKey=None, reqCert=False, sessionCache=None, settings=None, "

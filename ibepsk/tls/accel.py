@@ -8,7 +8,8 @@ signs in pure Python. ibepsk connections (through :mod:`ibepsk.tls.seam`) use
   reports ``"cryptography"``),
 - X25519, X448, secp256r1, secp384r1 and secp521r1 key exchange,
 - RSA (PKCS#1 v1.5, RSASSA-PSS), ECDSA (P-256/384/521) and Ed25519/Ed448
-  signatures with the local key and verification with the peer's certificate key.
+  signatures with the local key and verification with the peer's certificate key,
+- session tickets, sealed and opened with the same AEADs (:func:`with_cryptography_aeads`).
 
 Plain ``tlslite.TLSConnection`` objects are left alone unless the process
 opts in with :func:`accelerate_tlslite` (undone by :func:`restore_tlslite`).
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from types import FunctionType, ModuleType
+from typing import Any, TypeVar
 
 import tlslite.utils.keyfactory
 import tlslite.x509
@@ -42,7 +43,10 @@ __all__ = [
     "accelerated_key_exchange",
     "restore_tlslite",
     "tlslite_accelerated",
+    "with_cryptography_aeads",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: tlslite-ng's own choices, captured before any opt-in patch replaces them.
 _stock_cipher_settings: Callable[[int], tuple[int, int, Any]] = RecordLayer._getCipherSettings
@@ -66,6 +70,26 @@ def accelerated_cipher_settings(cipher_suite: int) -> tuple[int, int, Any]:
 def accelerated_key_exchange(group: int, version: tuple[int, int]) -> Any:
     """tlslite-ng's key exchange object for a group, on cryptography for the groups it implements."""
     return key_exchange_for(group, version) or _stock_key_exchange(group, version)
+
+
+def with_cryptography_aeads(function: F) -> F:
+    """tlslite-ng's own ``function``, unchanged, except that the AEAD factories it calls by name are ours.
+
+    tlslite-ng seals and opens session tickets (``_serverSendTickets``, ``_tryDecrypt``) with AEADs it
+    builds by calling ``createAESGCM`` and its siblings from the module's globals, with no per-connection
+    factory to hook. Running the same code object against a copy of those globals in which the names
+    point at the cryptography-backed factories changes only the implementation, not a byte of the
+    ticket, and leaves every other connection (and tlslite-ng's module) alone.
+    """
+    namespace = dict(function.__globals__)
+    for stock, replacement in _AEAD_FACTORIES.items():
+        name = stock.__name__
+        if namespace.get(name) is stock:
+            namespace[name] = replacement
+    clone = FunctionType(function.__code__, namespace, function.__name__, function.__defaults__, function.__closure__)
+    clone.__kwdefaults__ = function.__kwdefaults__
+    clone.__qualname__ = function.__qualname__
+    return clone  # type: ignore[return-value]
 
 
 class AcceleratedRecordLayer(RecordLayer):  # type: ignore[misc]

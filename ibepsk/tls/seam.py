@@ -29,7 +29,14 @@ from tlslite.messages import Alert, ClientHello
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 
 from ._crypto.ecdh import key_exchange_for
-from .accel import AcceleratedRecordLayer, accelerate_cert_params, accelerate_key, accelerate_peer_certificate
+from ._crypto.kdf import ticket_key_and_iv
+from .accel import (
+    AcceleratedRecordLayer,
+    accelerate_cert_params,
+    accelerate_key,
+    accelerate_peer_certificate,
+    with_cryptography_aeads,
+)
 from .alerts import TlsAlert
 from .connection import IbePsk, binder_alert, newest_ticket_first, prefer_ibe_psk_suites
 from .driving import is_waiting, run_to_completion
@@ -60,8 +67,15 @@ HOOKED_METHODS = (
     "_handle_srv_pha",
     "_handle_pha",
     "_create_cert_msg",
+    "_serverSendTickets",
+    "_tryDecrypt",
+    "_derive_key_iv",
 )
 HOOKED_SIGNATURES = {name: inspect.signature(getattr(_TlsliteConnection, name)) for name in HOOKED_METHODS}
+
+#: tlslite-ng's ticket sealing and opening, run with cryptography's AEADs (same bytes; see accel).
+_send_tickets_on_cryptography = with_cryptography_aeads(_TlsliteConnection._serverSendTickets)
+_try_decrypt_on_cryptography = with_cryptography_aeads(_TlsliteConnection._tryDecrypt)
 
 
 def _bind(method: str, connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
@@ -106,6 +120,27 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         """Hooks tlslite's key-exchange factory: groups cryptography implements use it."""
         exchange = key_exchange_for(group, version) if cls.accelerated else None
         return exchange if exchange is not None else super()._getKEX(group, version)
+
+    # --- session tickets ------------------------------------------------------------
+
+    def _serverSendTickets(self, settings: Any) -> Iterator[Any]:
+        """Hooks tlslite's _serverSendTickets: tickets sealed with cryptography, not pure-Python AES."""
+        if not self.accelerated:
+            return super()._serverSendTickets(settings)  # type: ignore[no-any-return]
+        return _send_tickets_on_cryptography(self, settings)  # type: ignore[no-any-return]
+
+    def _tryDecrypt(self, settings: Any, identity: Any = None, ticket: Any = None) -> Any:
+        """Hooks tlslite's _tryDecrypt: a ticket opened with cryptography, not pure-Python AES."""
+        if not self.accelerated:
+            return super()._tryDecrypt(settings, identity, ticket)
+        return _try_decrypt_on_cryptography(self, settings, identity, ticket)
+
+    @classmethod
+    def _derive_key_iv(cls, nonce: bytearray, user_key: bytearray, settings: Any) -> tuple[bytearray, bytearray]:
+        """Hooks tlslite's ticket key derivation (four per resumption on an IBE-PSK server): one-shot HMACs."""
+        if not cls.accelerated:
+            return super()._derive_key_iv(nonce, user_key, settings)  # type: ignore[no-any-return]
+        return ticket_key_and_iv(bytes(nonce), bytes(user_key), settings.ticketCipher)
 
     # --- closing ------------------------------------------------------------------
 
