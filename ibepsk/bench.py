@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .client import ClientConfig, connect
-from .endpoints import server_settings
 from .ibe import Decapsulator, Encapsulator, encapsulate, get_backend
 from .ibe.h3 import h3
 from .ibe.hashes import h1
 from .keys import TAMasterKey
 from .netem import DelayProxy
-from .server import ServerConfig, TLSServer, www_application, www_early_data_handler
+from .server import ServerConfig, TLSServer, server_settings, www_application, www_early_data_handler
 from .tls import HandshakeSettings
 
 

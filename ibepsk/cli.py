@@ -18,13 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tlslite.errors import TLSError
-
 from . import keys
 from .epochs import EpochPeriod, epoch_identity
 from .ibe.errors import IbeError
-from .server import STOPPING_HELP
-from .tls.certs import ClientCertProfile
+from .stopping import STOPPING_HELP
 
 MASTER_FILE = "master.key"
 PUBLIC_FILE = "public.pem"
@@ -480,8 +477,8 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--client-cert-profile",
-        choices=[profile.value for profile in ClientCertProfile],
-        default=ClientCertProfile.OPENSSL.value,
+        type=_client_cert_profile,
+        default="openssl",
         help="rules for client certificates: openssl (RFC 5280 with OpenSSL's defaults) or webpki (CA/Browser "
         "Forum: SAN, keyUsage, key identifiers required) (default openssl)",
     )
@@ -729,13 +726,31 @@ def _add_bench_commands(bench: Parser) -> None:
     every.set_defaults(handler=_bench_all)
 
 
+def _client_cert_profile(value: str) -> Any:
+    """``--client-cert-profile``, checked when given: building the parser (for --help) does not load the TLS layer."""
+    from .tls.certs import ClientCertProfile
+
+    try:
+        return ClientCertProfile(value)
+    except ValueError:
+        choices = ", ".join(repr(profile.value) for profile in ClientCertProfile)
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {choices})") from None
+
+
+def _reportable_errors() -> tuple[type[BaseException], ...]:
+    """The errors reported in one line; tlslite's only once loaded (nothing can have raised them before)."""
+    errors: tuple[type[BaseException], ...] = (CliError, keys.KeyFileError, IbeError, FileExistsError, ValueError)
+    tlslite_errors = sys.modules.get("tlslite.errors")
+    return (*errors, tlslite_errors.TLSError) if tlslite_errors is not None else errors
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (CliError, keys.KeyFileError, IbeError, FileExistsError, ValueError, TLSError) as exc:
+    except _reportable_errors() as exc:
         print(f"ibepsk: error: {exc}", file=sys.stderr)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""

@@ -20,29 +20,27 @@ from . import keys
 from .client import ClientConfig, NotTLSServerError, connect, read_before
 from .epochs import EpochPeriod
 from .server import (
+    PSK_MODES_WITH_PSK_KE,
     Application,
     ServerConfig,
     TLSServer,
     describe_connection,
     echo_application,
     echo_early_data_handler,
+    server_settings,
     shut_down,
     stop_on_sigterm,
     www_application,
     www_early_data_handler,
 )
-from .tls import HandshakeMode, HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
+from .tls import HandshakeMode, HandshakeSettings, KeySigner, TLSConnection, TrustAnchors
 from .tls.certs import ClientCertProfile, ServerCertificateChecker, load_tlslite_chain
 from .tls.driving import run_to_completion
 from .tls.pha import requesting_client_auth, requiring_client_auth
 from .tls.psk import sni_host_name
-from .tls.replay import ReplayStore, ReplayStoreError, open_replay_store
+from .tls.replay import ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 from .tls.versions import TLS_1_3
-
-_TICKET_KEY_BYTES = 32
-#: ``--psk-ke``: also allow PSK-only key exchange (no forward secrecy), psk_dhe_ke still preferred.
-PSK_MODES_WITH_PSK_KE = ["psk_dhe_ke", "psk_ke"]
 
 
 class EndpointError(ValueError):
@@ -64,29 +62,6 @@ def external_psks(args: argparse.Namespace) -> list[tuple[bytearray, bytearray, 
     if not args.psk_identity:
         raise EndpointError("--psk-identity is empty")
     return [(bytearray(args.psk_identity.encode()), bytearray(key), args.psk_hash)]
-
-
-def server_settings(
-    identity_keys: list[keys.IdentityKey],
-    *,
-    default_identity: str | None = None,
-    allow_psk_ke: bool = False,
-    tickets: bool = True,
-    accept_early_data: int = 0,
-    replay_store: ReplayStore | None = None,
-    external_psks: list[tuple[bytearray, bytearray, str]] | None = None,
-) -> HandshakeSettings:
-    settings = HandshakeSettings()
-    settings.pskConfigs = list(external_psks or [])
-    settings.accept_early_data = accept_early_data
-    settings.replay_store = replay_store
-    if identity_keys:
-        settings.ibe_keyring = IbeKeyring(identity_keys, default=default_identity)
-    if allow_psk_ke:
-        settings.psk_modes = PSK_MODES_WITH_PSK_KE
-    if tickets:
-        settings.ticketKeys = [bytearray(os.urandom(_TICKET_KEY_BYTES))]
-    return settings
 
 
 def _check_cert_and_key(args: argparse.Namespace) -> None:

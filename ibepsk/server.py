@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -27,23 +28,56 @@ from tlslite.errors import TLSAbruptCloseError, TLSAlert, TLSError, TLSLocalAler
 from tlslite.messages import Alert
 from tlslite.utils.codec import DecodeError
 
-from .tls import ClientAuthentication, HandshakeSettings, PostHandshakeAuthError, TLSConnection
+from .keys import IdentityKey
+from .stopping import SHUTDOWN_GRACE_SECONDS, STOPPING_HELP
+from .tls import ClientAuthentication, HandshakeSettings, IbeKeyring, PostHandshakeAuthError, TLSConnection
 from .tls.driving import run_to_completion
 from .tls.early_data import EarlyDataStatus
+from .tls.replay import ReplayStore
 from .tls.versions import TLS_1_3
+
+__all__ = ["SHUTDOWN_GRACE_SECONDS", "STOPPING_HELP"]  # also here for the servers built on this module
 
 log = logging.getLogger("ibepsk.server")
 
 _ACCEPT_RETRY_SECONDS = 0.05
-#: How long a stopping server lets connections in progress finish before it cuts them off.
-SHUTDOWN_GRACE_SECONDS = 5.0
-#: What --help says about stopping a server.
-STOPPING_HELP = (
-    f"Ctrl-C or SIGTERM stops it: it stops listening and gives connections in progress "
-    f"{SHUTDOWN_GRACE_SECONDS:g} seconds to finish before cutting them off."
-)
 #: How long it then waits for the threads of the connections it cut to notice.
 _CUT_WAIT_SECONDS = 1.0
+
+
+#: Bytes of a session ticket key (tlslite-ng encrypts tickets with AES-256-GCM or ChaCha20-Poly1305).
+TICKET_KEY_BYTES = 32
+#: Also allow PSK-only key exchange (no forward secrecy), psk_dhe_ke still preferred.
+PSK_MODES_WITH_PSK_KE = ["psk_dhe_ke", "psk_ke"]
+
+
+def server_settings(
+    identity_keys: list[IdentityKey],
+    *,
+    default_identity: str | None = None,
+    allow_psk_ke: bool = False,
+    tickets: bool = True,
+    accept_early_data: int = 0,
+    replay_store: ReplayStore | None = None,
+    external_psks: list[tuple[bytearray, bytearray, str]] | None = None,
+    ticket_keys: list[bytes] | None = None,
+) -> HandshakeSettings:
+    """Server settings for IBE-PSK (and external PSK) handshakes.
+
+    ``ticket_keys``: the first encrypts new tickets, all decrypt (rotation); by default one random key, so only
+    this process can resume its tickets.
+    """
+    settings = HandshakeSettings()
+    settings.pskConfigs = list(external_psks or [])
+    settings.accept_early_data = accept_early_data
+    settings.replay_store = replay_store
+    if identity_keys:
+        settings.ibe_keyring = IbeKeyring(identity_keys, default=default_identity)
+    if allow_psk_ke:
+        settings.psk_modes = PSK_MODES_WITH_PSK_KE
+    if tickets:
+        settings.ticketKeys = [bytearray(key) for key in ticket_keys or [os.urandom(TICKET_KEY_BYTES)]]
+    return settings
 
 
 def stop_on_sigterm() -> None:

@@ -38,7 +38,9 @@ class HandshakeObserver(Protocol):
 
     def handshake_done(self, conn: TLSConnection, peer: tuple[str, int], seconds: float) -> None: ...
 
-    def handshake_failed(self, conn: TLSConnection, peer: tuple[str, int], exc: BaseException, seconds: float) -> None: ...
+    def handshake_failed(
+        self, conn: TLSConnection, peer: tuple[str, int], exc: BaseException, seconds: float
+    ) -> None: ...
 
 
 class _TransportSocket:
@@ -157,7 +159,7 @@ class TLSProtocol(asyncio.Protocol):
 
     @property
     def failure(self) -> Exception | None:
-        """What ended the connection other than a clean close (a ``TLSAbruptCloseError``: closed without close_notify)."""
+        """What ended the connection other than a clean close (``TLSAbruptCloseError``: no close_notify)."""
         return self._failure
 
     def _failure_for_application(self) -> Exception | None:

@@ -23,9 +23,8 @@ from typing import Literal, NoReturn
 
 from tlslite.errors import TLSError, TLSLocalAlert
 
-from ..endpoints import server_settings
 from ..keys import IdentityKey
-from ..server import ServerConfig, TLSServer, describe_failure, shut_down
+from ..server import ServerConfig, TLSServer, describe_failure, server_settings, shut_down
 from ..tls import ClientAuthentication, HandshakeSettings, TLSConnection, TrustAnchors
 from ..tls.errors import PostHandshakeAuthError
 from ..tls.replay import ReplayStore
