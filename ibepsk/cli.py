@@ -498,6 +498,22 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
         f"with --max-early-data only (default: {DEFAULT_REPLAY_STORE})",
     )
     serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N processes sharing the port (SO_REUSEPORT), each with its own event loop (default 1); "
+        "with --max-early-data they need --replay-store redis://...",
+    )
+    serve.add_argument(
+        "--ticket-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="session ticket key: a file of 32+ secret bytes, mode 0600; servers with the same file resume each "
+        "other's tickets. Repeat to rotate: the first encrypts new tickets, all decrypt (default: a random key)",
+    )
     _add_external_psk_options(serve)
     serve.set_defaults(handler=_serve)
 

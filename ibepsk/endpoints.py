@@ -17,28 +17,23 @@ from tlslite.errors import TLSAbruptCloseError, TLSAuthenticationError, TLSRemot
 from tlslite.utils.keyfactory import parsePEMKey
 
 from . import keys
+from .aio import server as aio_server
 from .client import ClientConfig, NotTLSServerError, connect, read_before
 from .epochs import EpochPeriod
 from .server import (
     PSK_MODES_WITH_PSK_KE,
-    Application,
     ServerConfig,
-    TLSServer,
     describe_connection,
-    echo_application,
     echo_early_data_handler,
+    load_ticket_key,
     server_settings,
-    shut_down,
-    stop_on_sigterm,
-    www_application,
     www_early_data_handler,
 )
 from .tls import HandshakeMode, HandshakeSettings, KeySigner, TLSConnection, TrustAnchors
 from .tls.certs import ClientCertProfile, ServerCertificateChecker, load_tlslite_chain
 from .tls.driving import run_to_completion
-from .tls.pha import requesting_client_auth, requiring_client_auth
 from .tls.psk import sni_host_name
-from .tls.replay import ReplayStoreError, open_replay_store
+from .tls.replay import MemoryReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 from .tls.versions import TLS_1_3
 
@@ -90,6 +85,7 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
             accept_early_data=args.max_early_data,
             replay_store=store,
             external_psks=psks,
+            ticket_keys=_ticket_keys(args),
         )
     except (ValueError, ReplayStoreError) as exc:
         raise EndpointError(str(exc)) from None
@@ -144,25 +140,53 @@ def _server_certificate(cert_path: str, key_path: str) -> tuple[Any, Any]:
 
 
 def run_server(args: argparse.Namespace, host: str, port: int) -> int:
+    """``ibepsk serve``: one event loop per process, ``--workers`` processes sharing the port."""
     config = _load_server_config(args)
+    _check_workers(args.workers, config)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
     )
-    application: Application = www_application if args.www else echo_application
+    application: aio_server.AsyncApplication = aio_server.www_application if args.www else aio_server.echo_application
     if args.require_client_auth:
-        application = requiring_client_auth(application)
+        application = aio_server.requiring_client_auth(application)
     elif args.request_client_auth:
-        application = requesting_client_auth(application)
-    with TLSServer(config, application, host, port) as server:
-        bound_host, bound_port = server.address
-        identities = ", ".join(config.settings.ibe_keyring.identities) if config.settings.ibe_keyring else "-"
-        print(f"ibepsk serve: listening on {bound_host}:{bound_port} (identities: {identities})", flush=True)
-        stop_on_sigterm()
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM
-            print(f"ibepsk serve: stopping ({shut_down(server)})", file=sys.stderr)
+        application = aio_server.requesting_client_auth(application)
+    sockets = aio_server.listening_sockets(host, port, args.workers)
+    bound_host, bound_port = sockets[0].getsockname()[:2]
+    identities = ", ".join(config.settings.ibe_keyring.identities) if config.settings.ibe_keyring else "-"
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    print(f"ibepsk serve: listening on {bound_host}:{bound_port} (identities: {identities}{workers})", flush=True)
+    if args.workers > 1:
+        failed = aio_server.serve_in_workers(config, application, sockets, _report_stopping)
+        return 1 if failed else 0
+    _report_stopping(aio_server.serve(config, application, sockets[0]))
     return 0
+
+
+def _report_stopping(summary: str) -> None:
+    print(f"ibepsk serve: stopping ({summary})", file=sys.stderr, flush=True)
+
+
+def _check_workers(workers: int, config: ServerConfig) -> None:
+    if workers < 1:
+        raise EndpointError("--workers takes a number of processes, 1 or more")
+    if workers > 1 and isinstance(config.settings.replay_store, MemoryReplayStore):
+        raise EndpointError(
+            "--workers with --max-early-data needs a strike register the workers share: "
+            "--replay-store redis://HOST:PORT/DB (a memory store would let each worker accept a replay)"
+        )
+
+
+def _ticket_keys(args: argparse.Namespace) -> list[bytes] | None:
+    """--ticket-key FILE (repeatable): the first encrypts new tickets, all decrypt (rotation)."""
+    if not args.ticket_key:
+        return None
+    if args.no_tickets:
+        raise EndpointError("--ticket-key and --no-tickets contradict each other")
+    try:
+        return [load_ticket_key(path) for path in args.ticket_key]
+    except ValueError as exc:
+        raise EndpointError(str(exc)) from None
 
 
 def _default_server_name(host: str) -> str | None:

@@ -12,6 +12,7 @@ serving: failures are logged, never raised out of the accept loop.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tlslite.constants import AlertDescription, AlertLevel, KeyUpdateMessageType
@@ -78,6 +80,21 @@ def server_settings(
     if tickets:
         settings.ticketKeys = [bytearray(key) for key in ticket_keys or [os.urandom(TICKET_KEY_BYTES)]]
     return settings
+
+
+def load_ticket_key(path: str | Path) -> bytes:
+    """A session ticket key from a file of at least 32 secret bytes, readable by its owner only (mode 0600).
+
+    Every server (or worker) given the same file resumes the others' tickets. The file's bytes are hashed to
+    the key, so any 32+ bytes of randomness do: ``head -c 32 /dev/urandom > ticket.key``.
+    """
+    path = Path(path)
+    if path.stat().st_mode & 0o077:
+        raise ValueError(f"{path}: the ticket key is readable by others: chmod 600 {path}")
+    secret = path.read_bytes()
+    if len(secret) < TICKET_KEY_BYTES:
+        raise ValueError(f"{path}: a ticket key needs at least {TICKET_KEY_BYTES} bytes, this file has {len(secret)}")
+    return hashlib.sha256(b"ibepsk session ticket key\0" + secret).digest()
 
 
 def stop_on_sigterm() -> None:
@@ -283,13 +300,12 @@ class TLSServer:
             self._log_failure(peer, started, exc, conn)
             return
         self.stats.count(conn, ok=True)
-        took_ms = (time.perf_counter() - started) * 1000
-        log.info("%s:%d handshake ok %s %.1fms", peer[0], peer[1], describe_connection(conn), took_ms)
-        conn.on_client_auth = lambda answer: _log_client_auth(peer, answer)
+        log_handshake(peer, conn, (time.perf_counter() - started) * 1000)
+        conn.on_client_auth = lambda answer: log_client_auth(peer, answer)
         try:
             self.application(conn)
         except (TLSAbruptCloseError, ConnectionError):  # the peer closed its socket: its way to end, not a failure
-            log.info("%s:%d closed by the peer without close_notify", peer[0], peer[1])
+            log_closed_without_close_notify(peer)
         except Exception as exc:  # nor can an application error
             self._log_failure(peer, started, exc, conn, stage="after handshake")
             _close_quietly(conn)
@@ -313,21 +329,35 @@ class TLSServer:
     def _log_failure(
         peer: tuple[str, int], started: float, exc: BaseException, conn: TLSConnection, stage: str = "handshake"
     ) -> None:
-        took_ms = (time.perf_counter() - started) * 1000
-        expected = isinstance(exc, TLSAlert | TLSError | OSError | DecodeError | EOFError)
-        outcome = early_data_outcome(conn)
-        early = f" early_data={outcome}" if outcome is not None else ""
-        log.log(
-            logging.INFO if expected else logging.ERROR,
-            "%s:%d %s failed: %s%s %.1fms",
-            peer[0],
-            peer[1],
-            stage,
-            describe_failure(exc),
-            early,
-            took_ms,
-            exc_info=not expected,
-        )
+        log_failure(peer, exc, conn, (time.perf_counter() - started) * 1000, stage)
+
+
+def log_handshake(peer: tuple[str, int], conn: TLSConnection, took_ms: float) -> None:
+    log.info("%s:%d handshake ok %s %.1fms", peer[0], peer[1], describe_connection(conn), took_ms)
+
+
+def log_failure(
+    peer: tuple[str, int], exc: BaseException, conn: TLSConnection, took_ms: float, stage: str = "handshake"
+) -> None:
+    """One line; a traceback only for what no peer should be able to cause (a bug)."""
+    expected = isinstance(exc, TLSAlert | TLSError | OSError | DecodeError | EOFError)
+    outcome = early_data_outcome(conn)
+    early = f" early_data={outcome}" if outcome is not None else ""
+    log.log(
+        logging.INFO if expected else logging.ERROR,
+        "%s:%d %s failed: %s%s %.1fms",
+        peer[0],
+        peer[1],
+        stage,
+        describe_failure(exc),
+        early,
+        took_ms,
+        exc_info=not expected,
+    )
+
+
+def log_closed_without_close_notify(peer: tuple[str, int]) -> None:
+    log.info("%s:%d closed by the peer without close_notify", peer[0], peer[1])
 
 
 def _close_quietly(closable: Any) -> None:
@@ -336,7 +366,7 @@ def _close_quietly(closable: Any) -> None:
         closable.close()
 
 
-def _log_client_auth(peer: tuple[str, int], answer: ClientAuthentication | None) -> None:
+def log_client_auth(peer: tuple[str, int], answer: ClientAuthentication | None) -> None:
     if answer is None:
         log.info("%s:%d post-handshake auth declined: the client sent no certificate", peer[0], peer[1])
     else:
@@ -396,11 +426,11 @@ def echo_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes:
     return early_data
 
 
-def _complete_request(data: bytes | bytearray) -> bool:
+def complete_request(data: bytes | bytearray) -> bool:
     return b"\r\n\r\n" in data
 
 
-def _www_page(conn: TLSConnection, request: bytes) -> bytes:
+def www_page(conn: TLSConnection, request: bytes) -> bytes:
     request_line = request.split(b"\r\n", 1)[0].decode("latin-1")
     body = (
         f"ibepsk s_server\n{describe_connection(conn)}\nprotocol={conn.getVersionName()}\nrequest={request_line}\n"
@@ -409,7 +439,7 @@ def _www_page(conn: TLSConnection, request: bytes) -> bytes:
     return head.encode() + body
 
 
-def _asks_for_key_update(request: bytes | bytearray) -> bool:
+def asks_for_key_update(request: bytes | bytearray) -> bool:
     """``GET /keyupdate``: the path tlslite-ng's test server answers after a KeyUpdate (conformance suites use it)."""
     request_line = request.split(b"\r\n", 1)[0].split(b" ")
     return len(request_line) > 1 and request_line[1].startswith(b"/keyupdate")
@@ -418,9 +448,9 @@ def _asks_for_key_update(request: bytes | bytearray) -> bool:
 def www_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes | None:
     """Answer a request that arrived whole as 0-RTT data at once, as 0.5-RTT data."""
     request = conn.early_data
-    if not _complete_request(request) or _asks_for_key_update(request):
+    if not complete_request(request) or asks_for_key_update(request):
         return None  # answered after the handshake (a KeyUpdate needs the application traffic keys)
-    return _www_page(conn, request)
+    return www_page(conn, request)
 
 
 def www_application(conn: TLSConnection) -> None:
@@ -431,13 +461,13 @@ def www_application(conn: TLSConnection) -> None:
     if conn.early_data_answered:
         return  # answered already, before the handshake completed
     request = bytearray(conn.early_data)
-    while not _complete_request(request) and len(request) < 16384:
+    while not complete_request(request) and len(request) < 16384:
         chunk = conn.read()
         if not chunk:
             break
         request += chunk
     if conn.closed:
         return  # the client closed before asking anything
-    if _asks_for_key_update(request) and conn.version == TLS_1_3:
+    if asks_for_key_update(request) and conn.version == TLS_1_3:
         run_to_completion(conn.send_keyupdate_request(KeyUpdateMessageType.update_requested), conn.sock)
-    conn.write(_www_page(conn, bytes(request)))
+    conn.write(www_page(conn, bytes(request)))

@@ -15,7 +15,7 @@ import asyncio
 import errno
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from tlslite.constants import ContentType
 from tlslite.errors import TLSAbruptCloseError
@@ -34,7 +34,9 @@ ClientConnectedCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter],
 
 
 class HandshakeObserver(Protocol):
-    """What a server wants to hear about handshakes (``ibepsk serve`` logs them)."""
+    """What a server wants to hear about its connections (``ibepsk serve`` logs and counts them)."""
+
+    def connection_started(self, protocol: TLSProtocol) -> None: ...
 
     def handshake_done(self, conn: TLSConnection, peer: tuple[str, int], seconds: float) -> None: ...
 
@@ -169,7 +171,7 @@ class TLSProtocol(asyncio.Protocol):
     # --- asyncio.Protocol -----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         self.transport = transport
         self._started = time.perf_counter()
         self._socket = _TransportSocket(transport)
@@ -309,6 +311,12 @@ class TLSProtocol(asyncio.Protocol):
         """Run a tlslite operation that only sends (a write, a KeyUpdate, a CertificateRequest)."""
         return _run_without_waiting(steps)
 
+    def ask_for_client_auth(self, *, required: bool) -> None:
+        """Send a CertificateRequest; the answer is judged as it arrives (see :meth:`wait_for_client_auth`)."""
+        assert self.conn is not None
+        self.conn.request_client_auth(required=required)
+        self.read_again()
+
     def read_again(self) -> None:
         """Start tlslite's read over (it waits at a record boundary): it chooses the messages it accepts as it
         starts, and a CertificateRequest sent since makes the client's Certificate one of them."""
@@ -341,6 +349,10 @@ class TLSProtocol(asyncio.Protocol):
                 waiter.set_result(None)
             else:
                 waiter.set_exception(exc)
+
+    def close_now(self) -> None:
+        """Close the transport (what is written still goes out) without close_notify: after an alert, say."""
+        self._close_transport()
 
     async def close_gracefully(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """close_notify, then wait (``timeout`` at most) for the peer's close_notify or EOF before closing.
@@ -517,20 +529,49 @@ async def start_server(
     ``sock``...).
     """
 
+    factory = server_protocol_factory(
+        client_connected_cb,
+        settings=settings,
+        cert_chain=cert_chain,
+        private_key=private_key,
+        alpn=alpn,
+        verify_client=verify_client,
+        handshake_timeout=handshake_timeout,
+        observer=observer,
+    )
+    return await asyncio.get_running_loop().create_server(factory, host, port, **server_options)
+
+
+def server_protocol_factory(
+    client_connected_cb: ClientConnectedCallback,
+    *,
+    settings: HandshakeSettings,
+    cert_chain: Any = None,
+    private_key: Any = None,
+    alpn: list[bytes] | None = None,
+    verify_client: bool = False,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    observer: HandshakeObserver | None = None,
+) -> Callable[[], TLSProtocol]:
+    """What ``loop.create_server`` needs to run server handshakes and hand the streams to the callback."""
+
     def start(conn: TLSConnection) -> Iterator[Any]:
         return conn.handshakeServerAsync(  # type: ignore[no-any-return]
             settings=settings, certChain=cert_chain, privateKey=private_key, alpn=alpn, reqCert=verify_client
         )
 
     def protocol_factory() -> TLSProtocol:
-        return TLSProtocol(
+        protocol = TLSProtocol(
             start,
             lambda done: _attach_streams(done, client_connected_cb),
             handshake_timeout=handshake_timeout,
             observer=observer,
         )
+        if observer is not None:
+            observer.connection_started(protocol)
+        return protocol
 
-    return await asyncio.get_running_loop().create_server(protocol_factory, host, port, **server_options)
+    return protocol_factory
 
 
 def tls_protocol(writer: asyncio.StreamWriter) -> TLSProtocol:
@@ -561,8 +602,7 @@ async def request_client_auth(writer: asyncio.StreamWriter, *, required: bool = 
 
     conn.on_client_auth = record
     try:
-        conn.request_client_auth(required=required)
-        protocol.read_again()
+        protocol.ask_for_client_auth(required=required)
         await protocol.wait_for_client_auth()
     finally:
         conn.on_client_auth = report
