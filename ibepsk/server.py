@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tlslite.constants import AlertDescription, AlertLevel, KeyUpdateMessageType
+from tlslite.constants import AlertDescription, KeyUpdateMessageType
 from tlslite.errors import TLSAbruptCloseError, TLSAlert, TLSError, TLSLocalAlert, TLSRemoteAlert
-from tlslite.messages import Alert
 from tlslite.utils.codec import DecodeError
 
 from .keys import IdentityKey
@@ -399,8 +398,7 @@ def _close_both_ways(conn: TLSConnection, sock: socket.socket, timeout: float) -
         return  # the peer's close_notify came first, and tlslite has answered it
     deadline = time.monotonic() + timeout
     try:
-        close_notify = Alert().create(AlertDescription.close_notify, AlertLevel.warning)
-        run_to_completion(conn._sendMsg(close_notify), conn.sock)
+        conn.send_close_notify()
         sock.shutdown(socket.SHUT_WR)
         while not conn.closed and (remaining := deadline - time.monotonic()) > 0:
             conn.sock.settimeout(remaining)

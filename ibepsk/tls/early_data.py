@@ -79,6 +79,8 @@ class _ClientEarlyData:
     #: The early-key write state, kept between the 0-RTT records and EndOfEarlyData (sequence numbers run on).
     write_state: Any = None
     status: EarlyDataStatus = EarlyDataStatus.NOT_OFFERED
+    #: EndOfEarlyData is in the transcript and goes out in front of the client's next message.
+    end_due: bool = False
 
 
 @dataclass
@@ -88,6 +90,8 @@ class _ServerEarlyData:
     transcript: Any
     after_retry: bool
     secret: bytearray | None = field(default=None, repr=False)
+    #: EndOfEarlyData is in the transcript: the early records are read before the client's next message.
+    records_due: bool = False
 
 
 class EarlyDataMixin:
@@ -146,14 +150,17 @@ class EarlyDataMixin:
             yield from self.writeAsync(early.data)  # type: ignore[attr-defined]
 
     def _sendMsg(self, msg: Any, randomizeFirstBlock: bool = True, update_hashes: bool = True) -> Iterator[Any]:
-        """Hooks tlslite's message sender: offer 0-RTT in the first ClientHello, withdraw it after a retry."""
+        """Hooks tlslite's message sender: offer 0-RTT in the first ClientHello, withdraw it after a retry;
+        send EndOfEarlyData, under the early keys, in front of the client's first message under handshake keys."""
         early = self._client_early
         if isinstance(msg, ClientHello) and early is not None and self._ibe_offer is not None:
             if not early.offered:
                 self._offer_early_data(msg, early)
             elif _drop_extension(msg, ExtensionType.early_data):
                 self._set_client_status(early, EarlyDataStatus.REJECTED)  # RFC 8446 §4.1.2
-        return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)  # type: ignore[misc, no-any-return]
+        if self._client and early is not None and early.end_due:
+            yield from self._send_end_of_early_data(early)
+        yield from super()._sendMsg(msg, randomizeFirstBlock, update_hashes)  # type: ignore[misc]
 
     def _offer_early_data(self, client_hello: ClientHello, early: _ClientEarlyData) -> None:
         extension = client_hello.getExtension(ExtensionType.pre_shared_key)
@@ -184,7 +191,12 @@ class EarlyDataMixin:
         early.status = self.early_data_status = status
 
     def _getMsg(self, expectedType: Any, secondaryType: Any = None, constructorType: Any = None) -> Iterator[Any]:
-        """Hooks tlslite's message reader: the client learns from EncryptedExtensions whether 0-RTT was taken."""
+        """Hooks tlslite's message reader: the client learns from EncryptedExtensions whether 0-RTT was taken;
+        a server that accepted early data reads it (and EndOfEarlyData) before the client's next message."""
+        server_early = self._server_early
+        if not self._client and server_early is not None and server_early.records_due:
+            server_early.records_due = False
+            yield from self._receive_early_records(server_early)
         for result in super()._getMsg(expectedType, secondaryType, constructorType):  # type: ignore[misc]
             if isinstance(result, EncryptedExtensions) and self._client:
                 problem = self._client_note_answer(result)
@@ -206,24 +218,29 @@ class EarlyDataMixin:
         return None
 
     def _changeWriteState(self) -> None:
-        """Hooks tlslite's write-key switches, where 0-RTT fits into the TLS 1.3 flow.
+        """Hooks tlslite's write-key switches, where EndOfEarlyData enters the transcript (RFC 8446 §4.5).
 
-        Client, switching to handshake keys: EndOfEarlyData goes first, under the early keys.
-        Server, switching to application keys (app secrets derived, client Finished not yet
-        expected): read the early data and EndOfEarlyData, answering as it arrives (0.5-RTT).
+        tlslite computes the next Finished right after this switch, with no I/O in between, so the
+        transcript takes EndOfEarlyData now — its four bytes are fixed — and the I/O follows as steps of
+        tlslite's generators: the client sends it with its next message (:meth:`_sendMsg`); the server,
+        switching to application keys, reads the early records and EndOfEarlyData before the client's
+        next message (:meth:`_getMsg`), answering them as they arrive (0.5-RTT).
         """
         early = self._client_early
         if self._client and early is not None and early.status == EarlyDataStatus.ACCEPTED and early.write_state:
-            self._send_end_of_early_data(early)
+            self._handshake_hash.update(END_OF_EARLY_DATA)
+            early.end_due = True
         super()._changeWriteState()  # type: ignore[misc]
         server_early = self._server_early
         if not self._client and server_early is not None and server_early.secret is not None:
-            run_to_completion(self._receive_early_records(server_early), self.sock)  # type: ignore[attr-defined]
+            self._handshake_hash.update(END_OF_EARLY_DATA)
+            server_early.records_due = True
 
-    def _send_end_of_early_data(self, early: _ClientEarlyData) -> None:
+    def _send_end_of_early_data(self, early: _ClientEarlyData) -> Iterator[Any]:
+        early.end_due = False
         message = Message(ContentType.handshake, bytearray(END_OF_EARLY_DATA))
         with self._using_state(write=early.write_state):
-            run_to_completion(self._sendMsg(message), self.sock)  # type: ignore[attr-defined]
+            yield from self._sendMsg(message, update_hashes=False)
         early.write_state = None
 
     # --- server -------------------------------------------------------------
@@ -294,8 +311,7 @@ class EarlyDataMixin:
             if header.type == ContentType.change_cipher_spec and bytes(parser.bytes) == b"\x01":
                 continue  # middlebox compatibility (RFC 8446 §5): TiigerTLS sends one before its 0-RTT record
             if header.type == ContentType.handshake and bytes(parser.bytes) == END_OF_EARLY_DATA:
-                self._handshake_hash.update(parser.bytes)
-                break
+                break  # already in the transcript (see _changeWriteState)
             if header.type != ContentType.application_data or len(received) + len(parser.bytes) > limit:
                 reason = "too much early data" if header.type == ContentType.application_data else "not EOED"
                 yield from self._sendError(AlertDescription.unexpected_message, reason)  # type: ignore[attr-defined]

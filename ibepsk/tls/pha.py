@@ -28,9 +28,16 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from cryptography import x509
-from tlslite.constants import AlertDescription, CertificateCompressionAlgorithm, CertificateType, ExtensionType
+from tlslite.constants import (
+    AlertDescription,
+    AlertLevel,
+    CertificateCompressionAlgorithm,
+    CertificateType,
+    ExtensionType,
+)
 from tlslite.extensions import CompressedCertificateExtension
 from tlslite.messages import (
+    Alert,
     Certificate,
     CertificateRequest,
     CertificateVerify,
@@ -42,7 +49,7 @@ from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 from tlslite.utils.cryptomath import HKDF_expand_label, secureHMAC
 from tlslite.x509certchain import X509CertChain
 
-from .driving import run_to_completion
+from .driving import is_waiting, run_to_completion
 from .errors import ClientCertificateError, PostHandshakeAuthError
 from .signer import (
     SignatureScheme,
@@ -145,16 +152,25 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         PostHandshakeAuthError when the client cannot be asked (it did not offer
         post_handshake_auth, no ``client_auth_anchors``, not TLS 1.3).
         """
+        context: bytes = run_to_completion(self.request_client_auth_async(required=required), self.sock)
+        return context
+
+    def request_client_auth_async(self, *, required: bool = True) -> Iterator[Any]:
+        """:meth:`request_client_auth` as generator steps, like tlslite's ``readAsync``: yields 0/1 while it
+        waits for the socket, then the context. PostHandshakeAuthError is raised at once, by the call."""
         request = self._certificate_request(self._settings_for_request())
         context = bytes(request.certificate_request_context)
         self._cert_requests[context] = request
         self._pha_required[context] = required
-        run_to_completion(self._sendMsg(request), self.sock)
-        return context
+        return self._then_yield(self._sendMsg(request), context)
 
     def abort_with_alert(self, description: int, reason: str) -> None:
         """Send a fatal alert (under the current keys) and close; raises the ``TLSLocalAlert`` that was sent."""
-        run_to_completion(self._sendError(description, reason), self.sock)
+        run_to_completion(self.abort_with_alert_async(description, reason), self.sock)
+
+    def abort_with_alert_async(self, description: int, reason: str) -> Iterator[Any]:
+        """:meth:`abort_with_alert` as generator steps (yields 0/1, then raises the ``TLSLocalAlert``)."""
+        return self._sendError(description, reason)  # type: ignore[no-any-return]
 
     def wait_for_client_auth(self) -> ClientAuthentication | None:
         """Read until the client has answered every pending request; return the last answer (None: declined).
@@ -162,16 +178,43 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         Application data that arrives first stays readable. A refused answer
         raises the ``TLSLocalAlert`` that was sent to the client.
         """
+        answer: ClientAuthentication | None = run_to_completion(self.wait_for_client_auth_async(), self.sock)
+        return answer
+
+    def wait_for_client_auth_async(self) -> Iterator[Any]:
+        """:meth:`wait_for_client_auth` as generator steps: yields 0/1 while it waits, then the last answer.
+        PostHandshakeAuthError for no pending request is raised at once, by the call."""
         if not self._pha_required:
             raise PostHandshakeAuthError("no certificate request is pending")
+        return self._reading_client_auth()
+
+    def _reading_client_auth(self) -> Iterator[Any]:
         arrived = bytearray()
         while self._pha_required:
             if self.closed:
                 raise PostHandshakeAuthError("the client closed the connection before answering")
-            arrived += self.read(min=0)
+            for step in self.readAsync(min=0):
+                if is_waiting(step):
+                    yield step
+                else:
+                    arrived += step
         if arrived:
             self.unread(bytes(arrived))
-        return self._pha_last_answer
+        yield self._pha_last_answer
+
+    def send_close_notify(self) -> None:
+        """Send close_notify and leave the socket open, to read what the peer still sends (tlslite's
+        ``close()`` closes the socket right after its close_notify)."""
+        run_to_completion(self.send_close_notify_async(), self.sock)
+
+    def send_close_notify_async(self) -> Iterator[Any]:
+        """:meth:`send_close_notify` as generator steps (yields 0/1)."""
+        return self._sendMsg(Alert().create(AlertDescription.close_notify, AlertLevel.warning))  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _then_yield(steps: Iterator[Any], result: Any) -> Iterator[Any]:
+        yield from steps
+        yield result
 
     def _settings_for_request(self) -> Any:
         if self._client:
