@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -51,11 +51,25 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
+#: The event loop :func:`run` runs on, set per test by ``event_loop_kind``.
+_loop_factory: list[Callable[[], asyncio.AbstractEventLoop]] = [asyncio.new_event_loop]
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test on asyncio's own event loop and on uvloop (which ``ibepsk serve`` uses when installed)."""
+    if request.param == "uvloop":
+        _loop_factory[0] = pytest.importorskip("uvloop").new_event_loop
+    yield request.param
+    _loop_factory[0] = asyncio.new_event_loop
+
+
 def run(main: Awaitable[Any]) -> Any:
     async def bounded() -> Any:
         return await asyncio.wait_for(main, 60)
 
-    return asyncio.run(bounded())
+    with asyncio.Runner(loop_factory=_loop_factory[0]) as runner:
+        return runner.run(bounded())
 
 
 async def serving(settings: HandshakeSettings, handler: Handler = echo, **options: Any) -> tuple[asyncio.Server, int]:
@@ -99,10 +113,6 @@ def test_resumption_with_the_session_of_a_first_connection(ta: TAMasterKey, iden
     run(main())
 
 
-@pytest.mark.xfail(
-    reason="the server's 0-RTT read blocks inside a tlslite hook (select on a buffer): needs wt-seam (issue 11 #3)",
-    strict=True,
-)
 def test_early_data_is_accepted_and_answered(ta: TAMasterKey, identity_key: IdentityKey) -> None:
     settings = server_settings([identity_key], accept_early_data=1024)
     settings.early_data_handler = lambda conn, data: b"0.5rtt:" + data

@@ -221,7 +221,10 @@ def requiring_client_auth(application: AsyncApplication) -> AsyncApplication:
         conn: TLSConnection = writer.get_extra_info("tls")
         if conn.client_auth is None:
             if not conn.post_handshake_auth_offered:
-                conn.abort_with_alert(AlertDescription.certificate_required, "client cannot do post-handshake auth")
+                alert = conn.abort_with_alert_async(
+                    AlertDescription.certificate_required, "client cannot do post-handshake auth"
+                )
+                tls_protocol(writer).send(alert)  # raises the TLSLocalAlert it sent
             await asyncio.wait_for(request_client_auth(writer, required=True), timeout)
         await application(reader, writer, timeout)
 

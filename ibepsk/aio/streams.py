@@ -21,13 +21,12 @@ from tlslite.constants import ContentType
 from tlslite.errors import TLSAbruptCloseError
 
 from ..tls import ClientAuthentication, HandshakeSettings, PostHandshakeAuthError, TLSConnection
+from ..tls.driving import is_waiting
 
 #: Seconds a peer may take to complete the handshake before it is cut off.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Seconds a closing connection waits for the peer's close_notify (or EOF) after sending its own.
 CLOSE_TIMEOUT = 5.0
-_WANTS_READ = 0
-_WANTS_WRITE = 1
 _RECORD_HEADER = 5
 
 ClientConnectedCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
@@ -119,11 +118,12 @@ def _whole_record_length(received: bytearray) -> int:
 
 def _run_without_waiting(steps: Iterator[Any]) -> Any:
     """Run a tlslite generator that only sends (over :class:`_TransportSocket` it never waits); its result."""
+    result = None
     for step in steps:
-        if step in (_WANTS_READ, _WANTS_WRITE):
+        if is_waiting(step):
             raise RuntimeError("tlslite-ng waited for the peer in an operation that only sends")
-        return step
-    return None
+        result = step
+    return result
 
 
 class TLSProtocol(asyncio.Protocol):
@@ -132,7 +132,7 @@ class TLSProtocol(asyncio.Protocol):
     def __init__(
         self,
         start_handshake: Callable[[TLSConnection], Iterator[Any]],
-        on_established: Callable[[TLSProtocol], None],
+        on_established: Callable[[TLSProtocol], object],
         *,
         handshake_timeout: float | None,
         observer: HandshakeObserver | None = None,
@@ -233,7 +233,7 @@ class TLSProtocol(asyncio.Protocol):
                 self._steps = None
                 self._fail(exc)
                 return
-            if step in (_WANTS_READ, _WANTS_WRITE):  # sends never block here: 1 is as good as 0
+            if is_waiting(step):  # sends never block here: "wants write" is as good as "wants read"
                 self._check_client_auth()
                 return
             if self._reading:
@@ -314,7 +314,7 @@ class TLSProtocol(asyncio.Protocol):
     def ask_for_client_auth(self, *, required: bool) -> None:
         """Send a CertificateRequest; the answer is judged as it arrives (see :meth:`wait_for_client_auth`)."""
         assert self.conn is not None
-        self.conn.request_client_auth(required=required)
+        self.send(self.conn.request_client_auth_async(required=required))
         self.read_again()
 
     def read_again(self) -> None:
