@@ -222,6 +222,13 @@ def _bench_zero_rtt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_scale(args: argparse.Namespace) -> int:
+    from .bench_scale import bench_scale
+
+    bench_scale(connections=args.connections, clients=args.clients, seconds=args.seconds)
+    return 0
+
+
 def _bench_iot(args: argparse.Namespace) -> int:
     from .iot.bench import bench_iot
 
@@ -728,6 +735,26 @@ def _add_bench_commands(bench: Parser) -> None:
         "--runs", type=_positive_int, default=9, metavar="N", help="readings of each kind; medians are reported"
     )
     iot.set_defaults(handler=_bench_iot)
+    scale = _add_command(
+        sub,
+        "scale",
+        "connections one ibepsk serve holds; handshakes/s vs the threaded server and --workers 2",
+        """
+        Hold many concurrent IBE-PSK connections (resumed) open against one "ibepsk serve" process and have
+        every one answered, reporting the server's threads and RSS; then full IBE-PSK handshakes per second at
+        --clients concurrent clients against the threaded server, "ibepsk serve" and "ibepsk serve --workers 2".
+        """,
+    )
+    scale.add_argument(
+        "--connections", type=_positive_int, default=10000, metavar="N", help="connections to hold open at once"
+    )
+    scale.add_argument(
+        "--clients", type=_positive_int, default=64, metavar="N", help="concurrent clients for the handshake rate"
+    )
+    scale.add_argument(
+        "--seconds", type=_positive_float, default=10.0, metavar="SECONDS", help="how long each rate runs"
+    )
+    scale.set_defaults(handler=_bench_scale)
     every = _add_command(
         sub,
         "all",

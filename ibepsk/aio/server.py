@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -257,9 +258,19 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return [first, *(socket.create_server((host, bound_port), reuse_port=True) for _ in range(count - 1))]
 
 
+def raise_open_file_limit() -> int:
+    """Raise this process's limit of open files to its hard limit (often 1024 → far more): one per connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):  # e.g. an unlimited hard limit the kernel caps lower
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def serve(config: ServerConfig, application: AsyncApplication, sock: socket.socket) -> str:
     """Serve on ``sock`` in this process until SIGTERM or SIGINT; how the drain went."""
     use_uvloop()
+    raise_open_file_limit()
 
     async def main() -> str:
         server = AsyncTLSServer(config, application)
