@@ -153,7 +153,7 @@ def test_two_workers_serve_and_stop_together(files: dict[str, Path]) -> None:
         log = server.stop()
     assert server.process.returncode == 0, log
     assert modes == {HandshakeMode.RESUMPTION}  # whichever worker took it: they share the ticket key
-    assert log.count("stopping (all connections finished)") == 2, log
+    assert log.count(": all connections finished)") == 2, log
 
 
 def test_workers_with_a_memory_strike_register_are_refused(files: dict[str, Path]) -> None:

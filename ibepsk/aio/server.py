@@ -45,6 +45,7 @@ log = logging.getLogger("ibepsk.server")
 
 #: An application: the connection's streams, and how long the peer may stay silent.
 AsyncApplication = Callable[[asyncio.StreamReader, asyncio.StreamWriter, float], Awaitable[None]]
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _MAX_REQUEST = 16384
 _READ_CHUNK = 65536
 
@@ -153,13 +154,16 @@ class AsyncTLSServer:
 
     # --- stopping -------------------------------------------------------------
 
-    async def serve_until_signalled(self) -> str:
-        """Serve until SIGTERM or SIGINT; then stop listening, drain, and say how that went."""
+    async def serve_until_signalled(self, signals: tuple[int, ...] = _STOP_SIGNALS) -> str:
+        """Serve until one of ``signals``; then stop listening, drain, and say how that went."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
+        for signum in signals:  # a second one stops at once (KeyboardInterrupt)
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.default_int_handler)
         return await self.shut_down()
 
     async def shut_down(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> str:
@@ -267,15 +271,20 @@ def raise_open_file_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def serve(config: ServerConfig, application: AsyncApplication, sock: socket.socket) -> str:
-    """Serve on ``sock`` in this process until SIGTERM or SIGINT; how the drain went."""
+def serve(
+    config: ServerConfig,
+    application: AsyncApplication,
+    sock: socket.socket,
+    signals: tuple[int, ...] = _STOP_SIGNALS,
+) -> str:
+    """Serve on ``sock`` in this process until one of ``signals``; how the drain went."""
     use_uvloop()
     raise_open_file_limit()
 
     async def main() -> str:
         server = AsyncTLSServer(config, application)
         await server.start(sock=sock)
-        return await server.serve_until_signalled()
+        return await server.serve_until_signalled(signals)
 
     return asyncio.run(main())
 
@@ -317,8 +326,12 @@ def _fork_worker(
         for other in sockets:
             if other is not sock:
                 other.close()
-        report(f"worker {os.getpid()} stopping ({serve(config, application, sock)})")
+        # Ctrl-C reaches the whole process group: the parent alone answers it, with one SIGTERM to each worker.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        report(f"worker {os.getpid()}: {serve(config, application, sock, (signal.SIGTERM,))}")
         status = 0
+    except KeyboardInterrupt:  # a second SIGTERM: stop at once
+        report(f"worker {os.getpid()}: interrupted")
     except BaseException:  # the worker must end here, never return into the parent's code
         log.exception("worker %d failed", os.getpid())
     finally:
