@@ -40,6 +40,8 @@ CLIENT_PROCESSES = 2
 #: Handshakes a client process keeps in flight while it opens the connections it holds.
 OPENING_CONCURRENCY = 64
 _MIB = 1 << 20
+#: How long a held connection may stay idle on the server: the benchmark's length, at most.
+IDLE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,9 @@ def running(command: list[str], log_file: Path) -> Iterator[ServerProcess]:
 
 
 def asyncio_server(files: Files, *options: str) -> list[str]:
+    """``ibepsk serve``, its connections allowed to stay idle while the others are opened."""
     return [sys.executable, "-m", "ibepsk.cli", "serve", "--accept", "127.0.0.1:0", "--quiet", "--ibe-key",
-            str(files.key), *options]  # fmt: skip
+            str(files.key), "--idle-timeout", str(IDLE_SECONDS), *options]  # fmt: skip
 
 
 def threaded_server(files: Files) -> list[str]:

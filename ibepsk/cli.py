@@ -506,6 +506,14 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
     serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection that stays idle this long after the handshake (default 10); a handshake "
+        "must complete within 10 s",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         default=1,

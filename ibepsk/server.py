@@ -119,6 +119,8 @@ class ServerConfig:
     alpn: list[bytes] = field(default_factory=list)
     #: Seconds a peer may stay silent (handshake and application I/O).
     timeout: float = 10.0
+    #: Seconds an established connection may stay idle, when not ``timeout`` (the asyncio server only).
+    idle_timeout: float | None = None
     #: Send a CertificateRequest in certificate handshakes (``settings.client_auth_anchors`` validates the answer).
     verify_client: bool = False
 

@@ -88,10 +88,11 @@ class AsyncTLSServer:
             observer=self,
         )
         loop = asyncio.get_running_loop()
+        # A full accept queue drops SYNs, which the client retries after 1 s, then 3 s...: the tail latency.
         if sock is not None:
-            self.server = await loop.create_server(factory, sock=sock)
+            self.server = await loop.create_server(factory, sock=sock, backlog=socket.SOMAXCONN)
         else:
-            self.server = await loop.create_server(factory, host, port, reuse_address=True)
+            self.server = await loop.create_server(factory, host, port, reuse_address=True, backlog=socket.SOMAXCONN)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -127,7 +128,7 @@ class AsyncTLSServer:
         peer = protocol.peer
         started = time.perf_counter()
         try:
-            await self.application(reader, writer, self.config.timeout)
+            await self.application(reader, writer, self.config.idle_timeout or self.config.timeout)
         except Exception as exc:  # a peer or an application error must never take the server down
             if isinstance(exc, TLSAbruptCloseError | ConnectionError):
                 log_closed_without_close_notify(peer)
@@ -257,9 +258,12 @@ def requesting_client_auth(application: AsyncApplication) -> AsyncApplication:
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """``count`` listening sockets on one port (SO_REUSEPORT when more than one: the kernel spreads new
     connections over them, one per worker process)."""
-    first = socket.create_server((host, port), reuse_port=count > 1)
+    first = socket.create_server((host, port), reuse_port=count > 1, backlog=socket.SOMAXCONN)
     bound_port = first.getsockname()[1]
-    return [first, *(socket.create_server((host, bound_port), reuse_port=True) for _ in range(count - 1))]
+    others = (
+        socket.create_server((host, bound_port), reuse_port=True, backlog=socket.SOMAXCONN) for _ in range(count - 1)
+    )
+    return [first, *others]
 
 
 def raise_open_file_limit() -> int:
