@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_serve_asyncio import trickling
 
 from ibepsk.keys import TAMasterKey
 
 from iot_support import Fleet, new_fleet, running_gateway
-from test_serve_asyncio import trickling
 
 TRICKLERS = 100
 
