@@ -20,7 +20,6 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from tlslite.constants import AlertDescription, KeyUpdateMessageType
 from tlslite.errors import TLSAbruptCloseError
@@ -58,12 +57,6 @@ def use_uvloop() -> bool:
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
-
-
-@dataclass
-class _Tracked:
-    protocol: TLSProtocol
-    started: float
 
 
 class AsyncTLSServer:
