@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -484,7 +484,8 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--client-cert-profile",
-        type=_client_cert_profile,
+        choices=_ClientCertProfiles(),
+        metavar="NAME",  # not the choices: argparse would list them, loading the TLS layer, to build the parser
         default="openssl",
         help="rules for client certificates: openssl (RFC 5280 with OpenSSL's defaults) or webpki (CA/Browser "
         "Forum: SAN, keyUsage, key identifiers required) (default openssl)",
@@ -507,7 +508,7 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
     serve.add_argument(
         "--idle-timeout",
-        type=float,
+        type=_positive_float,
         default=10.0,
         metavar="SECONDS",
         help="close a connection that stays idle this long after the handshake (default 10); a handshake "
@@ -515,7 +516,7 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--workers",
-        type=int,
+        type=_positive_int,
         default=1,
         metavar="N",
         help="N processes sharing the port (SO_REUSEPORT), each with its own event loop (default 1); "
@@ -777,15 +778,21 @@ def _add_bench_commands(bench: Parser) -> None:
     every.set_defaults(handler=_bench_all)
 
 
-def _client_cert_profile(value: str) -> Any:
-    """``--client-cert-profile``, checked when given: building the parser (for --help) does not load the TLS layer."""
-    from .tls.certs import ClientCertProfile
+class _ClientCertProfiles:
+    """``--client-cert-profile``'s choices, looked up only when parsing it or showing ``serve --help``: building
+    the parser (for ``ibepsk --help``) does not load the TLS layer."""
 
-    try:
-        return ClientCertProfile(value)
-    except ValueError:
-        choices = ", ".join(repr(profile.value) for profile in ClientCertProfile)
-        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {choices})") from None
+    @staticmethod
+    def _values() -> list[str]:
+        from .tls.certs import ClientCertProfile
+
+        return [profile.value for profile in ClientCertProfile]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values()
 
 
 def _reportable_errors() -> tuple[type[BaseException], ...]:

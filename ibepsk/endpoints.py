@@ -99,7 +99,7 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
     if not args.require_client_auth:
         # Answering 0-RTT data before the client is authenticated would defeat --require-client-auth.
         settings.early_data_handler = www_early_data_handler if args.www else echo_early_data_handler
-    config = ServerConfig(settings, idle_timeout=_idle_timeout(args.idle_timeout))
+    config = ServerConfig(settings, idle_timeout=args.idle_timeout)
     if args.cert:
         config.cert_chain, config.private_key = _server_certificate(args.cert, args.key)
     if args.verify_client:
@@ -107,12 +107,6 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
         config.verify_client = True
         settings.minVersion = TLS_1_3  # the client's chain is validated in TLS 1.3 handshakes only
     return config
-
-
-def _idle_timeout(seconds: float) -> float:
-    if seconds <= 0:
-        raise EndpointError("--idle-timeout takes a number of seconds greater than 0")
-    return seconds
 
 
 def _check_verify_client(args: argparse.Namespace) -> None:
@@ -174,8 +168,6 @@ def _report_stopping(summary: str) -> None:
 
 
 def _check_workers(workers: int, config: ServerConfig) -> None:
-    if workers < 1:
-        raise EndpointError("--workers takes a number of processes, 1 or more")
     if workers > 1 and isinstance(config.settings.replay_store, MemoryReplayStore):
         raise EndpointError(
             "--workers with --max-early-data needs a strike register the workers share: "
