@@ -276,4 +276,8 @@ def test_resumption_with_a_ticket(ta: TAMasterKey, server_settings: HandshakeSet
             _, client = pair.exchange(pair.server.writeAsync(b"hello"), pair.client.readAsync())
             assert client.values == [bytearray(b"hello")]
             sessions.append(pair.client.session)
+            if session is None:
+                tickets = list(sessions[0].tickets)
+                assert len(tickets) == 2
     assert pair.server.handshake_mode == pair.client.handshake_mode == HandshakeMode.RESUMPTION
+    assert sessions[0].tickets == tickets, "resuming leaves the caller's session as it was"

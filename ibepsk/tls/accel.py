@@ -1,7 +1,7 @@
 """Record protection, key exchange and signatures on ``cryptography`` for tlslite-ng connections.
 
 Without M2Crypto or pycryptodome, tlslite-ng seals records, runs (EC)DH and
-signs in pure Python. ibepsk connections (:class:`AccelerationMixin`) use
+signs in pure Python. ibepsk connections (through :mod:`ibepsk.tls.seam`) use
 ``cryptography`` instead, with the same bytes on the wire:
 
 - AES-GCM, AES-CCM(_8) and ChaCha20-Poly1305 records (``getCipherImplementation()``
@@ -16,16 +16,16 @@ opts in with :func:`accelerate_tlslite` (undone by :func:`restore_tlslite`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 import tlslite.utils.keyfactory
 import tlslite.x509
+from tlslite import TLSConnection as _TlsliteConnection  # only for the process-wide opt-in below
 from tlslite.messages import Certificate
 from tlslite.recordlayer import RecordLayer
-from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 from tlslite.utils import cipherfactory
 
 from ._crypto.aead import create_aes_ccm, create_aes_ccm_8, create_aes_gcm, create_chacha20_poly1305
@@ -34,8 +34,9 @@ from ._crypto.keys import accelerate_key
 
 __all__ = [
     "AcceleratedRecordLayer",
-    "AccelerationMixin",
+    "accelerate_cert_params",
     "accelerate_key",
+    "accelerate_peer_certificate",
     "accelerate_tlslite",
     "accelerated_cipher_settings",
     "accelerated_key_exchange",
@@ -74,54 +75,22 @@ class AcceleratedRecordLayer(RecordLayer):  # type: ignore[misc]
     _getCipherSettings = staticmethod(accelerated_cipher_settings)
 
 
-def _accelerate_peer_certificate(message: Certificate) -> None:
+def accelerate_peer_certificate(message: Any) -> None:
+    """A received Certificate's end-entity key verifies with cryptography (keys it does not cover stay)."""
+    if not isinstance(message, Certificate):
+        return
     chain = message.cert_chain
     if chain and chain.x509List:
         end_entity = chain.x509List[0]
         end_entity.publicKey = accelerate_key(end_entity.publicKey)
 
 
-class AccelerationMixin(_TlsliteConnection):  # type: ignore[misc]
-    """A tlslite-ng ``TLSConnection`` doing its cryptography with ``cryptography``.
-
-    A cooperative base of :class:`ibepsk.TLSConnection`; also usable on its
-    own. A subclass with ``accelerated = False`` behaves like stock
-    tlslite-ng (for comparisons).
-    """
-
-    accelerated: ClassVar[bool] = True
-
-    def __init__(self, sock: Any) -> None:
-        super().__init__(sock)
-        if self.accelerated:
-            # tlslite-ng builds its RecordLayer in TLSRecordLayer.__init__ without a factory to hook;
-            # this connection's own, still unused record layer is upgraded in place.
-            self._recordLayer.__class__ = AcceleratedRecordLayer
-
-    @classmethod
-    def _getKEX(cls, group: int, version: tuple[int, int]) -> Any:
-        """Hooks tlslite's key-exchange factory (``_getKEX``): groups cryptography implements use it."""
-        exchange = key_exchange_for(group, version) if cls.accelerated else None
-        return exchange if exchange is not None else super()._getKEX(group, version)
-
-    def _handshakeClientAsync(self, *args: Any, certParams: Any = (), **kwargs: Any) -> Any:
-        """Hooks tlslite's client handshake entry: the client certificate's key signs with cryptography."""
-        if certParams and self.accelerated:
-            chain, private_key = certParams
-            certParams = (chain, accelerate_key(private_key))
-        return super()._handshakeClientAsync(*args, certParams=certParams, **kwargs)
-
-    def _server_select_certificate(self, *args: Any) -> Any:
-        """Hooks tlslite's certificate/key choice (incl. virtual hosts): the chosen key signs with cryptography."""
-        cipher_suite, scheme, chain, private_key = super()._server_select_certificate(*args)
-        return cipher_suite, scheme, chain, accelerate_key(private_key) if self.accelerated else private_key
-
-    def _getMsg(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        """Hooks tlslite's message reader: a peer certificate's key verifies with cryptography."""
-        for result in super()._getMsg(*args, **kwargs):
-            if isinstance(result, Certificate) and self.accelerated:
-                _accelerate_peer_certificate(result)
-            yield result
+def accelerate_cert_params(cert_params: Any) -> Any:
+    """A client's (certChain, privateKey): the key signs with cryptography."""
+    if not cert_params:
+        return cert_params
+    chain, private_key = cert_params
+    return chain, accelerate_key(private_key)
 
 
 # --- process-wide opt-in -------------------------------------------------------------------

@@ -7,9 +7,10 @@ ciphertext (a strike register, :mod:`ibepsk.tls.replay`); rejected early data
 is skipped by tlslite-ng's record layer and the handshake completes normally.
 
 tlslite-ng's key schedule and record layer run inside long generator methods,
-so the pieces are hooked at the narrowest points that see them: the message
-sender and reader, EncryptedExtensions as it is queued, and the client's switch
-to handshake write keys. Early keys are installed by swapping the record
+so :mod:`ibepsk.tls.seam` calls these pieces from the narrowest points that see
+them: the message sender and reader, EncryptedExtensions as it is queued, and
+the write-key switches. Every step that reads or writes is a step of
+tlslite-ng's generators, so 0-RTT works on non-blocking sockets. Early keys are installed by swapping the record
 layer's connection states for the duration of the early-data records
 (``patches/0008-tls13-early-traffic-keys.patch`` proposes an API for that).
 """
@@ -21,16 +22,19 @@ import logging
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlslite.constants import AlertDescription, CipherSuite, ContentType, ExtensionType, HandshakeType
 from tlslite.extensions import TLSExtension
 from tlslite.messages import ApplicationData, ClientHello, EncryptedExtensions, Message
 from tlslite.utils.cryptomath import derive_secret, secureHMAC
 
-from .driving import run_to_completion
-from .psk import IBE_PSK_HASH
+from .alerts import AlertIllegalParameter, AlertUnsupportedExtension
+from .psk import IBE_PSK_HASH, OpenedIbePsk
 from .versions import TLS_1_3
+
+if TYPE_CHECKING:
+    from .settings import HandshakeSettings
 
 log = logging.getLogger("ibepsk.early_data")
 
@@ -85,7 +89,7 @@ class _ClientEarlyData:
 
 @dataclass
 class _ServerEarlyData:
-    settings: Any
+    settings: HandshakeSettings
     suite: int
     transcript: Any
     after_retry: bool
@@ -94,10 +98,45 @@ class _ServerEarlyData:
     records_due: bool = False
 
 
-class EarlyDataMixin:
-    """0-RTT for :class:`ibepsk.TLSConnection`, mixed in before the IBE-PSK layer."""
+def early_data_rejection(  # noqa: PLR0911 - one return per condition
+    settings: HandshakeSettings, after_retry: bool, opened: OpenedIbePsk | None, suite: int
+) -> EarlyDataRejection | None:
+    """The server's verdict on offered early data: RFC 8446 §4.2.10's conditions, cheapest first; the strike
+    register is consulted last (and only then records the first flight)."""
+    if not settings.accept_early_data:
+        return EarlyDataRejection.DISABLED
+    if after_retry:
+        return EarlyDataRejection.AFTER_RETRY
+    if opened is None:
+        return EarlyDataRejection.NOT_IBE_PSK
+    if opened.index != 0:
+        return EarlyDataRejection.NOT_FIRST_IDENTITY
+    if suite != EARLY_DATA_SUITE:
+        return EarlyDataRejection.WRONG_SUITE
+    assert settings.replay_store is not None  # validate() provides the default one
+    if not settings.replay_store.first_use(opened.ciphertext):
+        return EarlyDataRejection.REPLAY
+    return None
 
-    # Provided by tlslite-ng's TLSConnection and the IBE-PSK layer.
+
+def check_early_data_answer(
+    extensions: EncryptedExtensions, offered: bool, ibe_psk_chosen: bool, suite: int | None
+) -> bool:
+    """The client's reading of EncryptedExtensions: whether the server accepted its early data (or the alert)."""
+    if extensions.getExtension(ExtensionType.early_data) is None:
+        return False
+    if not offered:
+        raise AlertUnsupportedExtension("server accepted early data that was not offered")
+    # RFC 8446 §4.2.10: acceptance is only valid for the first PSK and the suite the data was sent under.
+    if not ibe_psk_chosen or suite != EARLY_DATA_SUITE:
+        raise AlertIllegalParameter("server accepted early data under another PSK or suite")
+    return True
+
+
+class EarlyData:
+    """The 0-RTT state of :class:`ibepsk.TLSConnection` and the steps the seam calls, in its order."""
+
+    # Provided by tlslite-ng's TLSConnection and the IBE-PSK part (see ibepsk.tls.seam).
     _recordLayer: Any
     _handshake_hash: Any
     _client: bool
@@ -106,9 +145,12 @@ class EarlyDataMixin:
     handshake_mode: Any
     version: Any
     _server_selected_suite: int | None
+    _sendMsg: Any
+    _sendError: Any
+    _getNextRecord: Any
+    writeAsync: Any
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _init_early_data(self) -> None:
         #: What became of early data on this connection (both sides).
         self.early_data_status = EarlyDataStatus.NOT_OFFERED
         #: Server: the 0-RTT data received. Replayable by nature: act on it accordingly.
@@ -119,64 +161,45 @@ class EarlyDataMixin:
         self.early_data_answered = False
         self._client_early: _ClientEarlyData | None = None
         self._server_early: _ServerEarlyData | None = None
+        self._early_data_to_send: bytes | None = None
 
     # --- client -------------------------------------------------------------
 
-    def handshakeClientCert(self, *args: Any, early_data: bytes | None = None, **kwargs: Any) -> Any:
-        """Hooks tlslite's handshakeClientCert to take ``early_data`` (sent in the first flight over the
-        IBE-PSK) and, when the server rejects it, to send it again once the handshake is done."""
-        settings = kwargs.get("settings", args[3] if len(args) > 3 else None)
-        async_ = kwargs.get("async_", args[8] if len(args) > 8 else False)
+    def _early_start_client(self, settings: HandshakeSettings) -> None:
+        """Take the ``early_data`` given to the handshake call (sent in the first flight over the IBE-PSK)."""
         self.early_data_status = EarlyDataStatus.NOT_OFFERED
-        self._client_early = _client_early_data(settings, early_data)
-        result = super().handshakeClientCert(*args, **kwargs)  # type: ignore[misc]
-        if async_:
-            return self._then_resend_rejected(result, settings)
-        run_to_completion(self._resend_rejected(settings), self.sock)  # type: ignore[attr-defined]
-        return result
+        self._client_early = _client_early_data(settings, self._early_data_to_send)
+        self._early_data_to_send = None
 
-    def _then_resend_rejected(self, handshake: Iterator[Any], settings: Any) -> Iterator[Any]:
-        yield from handshake
-        yield from self._resend_rejected(settings)
-
-    def _resend_rejected(self, settings: Any) -> Iterator[Any]:
+    def _early_resend_rejected(self, settings: HandshakeSettings) -> Iterator[Any]:
         """Send rejected early data again as application data, as TiigerTLS does (unless settings say not to)."""
         early = self._client_early
-        if (
-            early is not None
-            and early.status == EarlyDataStatus.REJECTED
-            and getattr(settings, "early_data_resend", True)
-        ):
-            yield from self.writeAsync(early.data)  # type: ignore[attr-defined]
+        if early is not None and early.status == EarlyDataStatus.REJECTED and settings.early_data_resend:
+            yield from self.writeAsync(early.data)
 
-    def _sendMsg(self, msg: Any, randomizeFirstBlock: bool = True, update_hashes: bool = True) -> Iterator[Any]:
-        """Hooks tlslite's message sender: offer 0-RTT in the first ClientHello, withdraw it after a retry;
-        send EndOfEarlyData, under the early keys, in front of the client's first message under handshake keys."""
+    def _early_on_client_hello(self, client_hello: ClientHello) -> None:
+        """Offer 0-RTT in the first ClientHello, withdraw it after a retry (before the IBE part's binders)."""
         early = self._client_early
-        if isinstance(msg, ClientHello) and early is not None and self._ibe_offer is not None:
-            if not early.offered:
-                self._offer_early_data(msg, early)
-            elif _drop_extension(msg, ExtensionType.early_data):
-                self._set_client_status(early, EarlyDataStatus.REJECTED)  # RFC 8446 §4.1.2
-        if self._client and early is not None and early.end_due:
-            yield from self._send_end_of_early_data(early)
-        yield from super()._sendMsg(msg, randomizeFirstBlock, update_hashes)  # type: ignore[misc]
+        if early is None or self._ibe_offer is None:
+            return
+        if not early.offered:
+            self._offer_early_data(client_hello, early)
+        elif _drop_extension(client_hello, ExtensionType.early_data):
+            self._set_client_status(early, EarlyDataStatus.REJECTED)  # RFC 8446 §4.1.2
 
     def _offer_early_data(self, client_hello: ClientHello, early: _ClientEarlyData) -> None:
         extension = client_hello.getExtension(ExtensionType.pre_shared_key)
         if extension.identities[0].identity != self._ibe_offer.ciphertext:
             return  # 0-RTT belongs to the first PSK, and a ticket came first (RFC 8446 §4.2.10)
-        # Before pre_shared_key, which must stay last; the IBE layer recomputes the binders after us.
+        # Before pre_shared_key, which must stay last; the IBE part recomputes the binders after us.
         client_hello.extensions.insert(len(client_hello.extensions) - 1, _early_data_extension())
         early.offered = True
 
-    def _clientSendClientHello(self, settings: Any, session: Any, *args: Any) -> Iterator[Any]:
-        """Hooks tlslite's ClientHello sender: send the 0-RTT records right behind the ClientHello."""
-        for result in super()._clientSendClientHello(settings, session, *args):  # type: ignore[misc]
-            early = self._client_early
-            if isinstance(result, ClientHello) and early is not None and early.offered:
-                yield from self._send_early_records(early, settings.cipherImplementations)
-            yield result
+    def _early_records_after(self, result: Any, settings: HandshakeSettings) -> Iterator[Any]:
+        """The 0-RTT records, right behind the ClientHello."""
+        early = self._client_early
+        if isinstance(result, ClientHello) and early is not None and early.offered:
+            yield from self._send_early_records(early, settings.cipherImplementations)
 
     def _send_early_records(self, early: _ClientEarlyData, implementations: list[str]) -> Iterator[Any]:
         secret = client_early_traffic_secret(self._ibe_offer.psk, self._handshake_hash)
@@ -190,53 +213,32 @@ class EarlyDataMixin:
     def _set_client_status(self, early: _ClientEarlyData, status: EarlyDataStatus) -> None:
         early.status = self.early_data_status = status
 
-    def _getMsg(self, expectedType: Any, secondaryType: Any = None, constructorType: Any = None) -> Iterator[Any]:
-        """Hooks tlslite's message reader: the client learns from EncryptedExtensions whether 0-RTT was taken;
-        a server that accepted early data reads it (and EndOfEarlyData) before the client's next message."""
-        server_early = self._server_early
-        if not self._client and server_early is not None and server_early.records_due:
-            server_early.records_due = False
-            yield from self._receive_early_records(server_early)
-        for result in super()._getMsg(expectedType, secondaryType, constructorType):  # type: ignore[misc]
-            if isinstance(result, EncryptedExtensions) and self._client:
-                problem = self._client_note_answer(result)
-                if problem is not None:
-                    yield from self._sendError(*problem)  # type: ignore[attr-defined]
-            yield result
-
-    def _client_note_answer(self, extensions: EncryptedExtensions) -> tuple[int, str] | None:
-        accepted = extensions.getExtension(ExtensionType.early_data) is not None
+    def _early_on_received(self, message: Any) -> None:
+        """The client learns from EncryptedExtensions whether 0-RTT was taken."""
+        if not (isinstance(message, EncryptedExtensions) and self._client):
+            return
         early = self._client_early
-        if not accepted:
-            return None
-        if early is None or early.write_state is None:
-            return AlertDescription.unsupported_extension, "server accepted early data that was not offered"
-        # RFC 8446 §4.2.10: acceptance is only valid for the first PSK and the suite the data was sent under.
-        if self.handshake_mode != "ibe-psk" or self._server_selected_suite != EARLY_DATA_SUITE:
-            return AlertDescription.illegal_parameter, "server accepted early data under another PSK or suite"
-        self._set_client_status(early, EarlyDataStatus.ACCEPTED)
-        return None
+        offered = early is not None and early.write_state is not None
+        if check_early_data_answer(message, offered, self.handshake_mode == "ibe-psk", self._server_selected_suite):
+            assert early is not None
+            self._set_client_status(early, EarlyDataStatus.ACCEPTED)
 
-    def _changeWriteState(self) -> None:
-        """Hooks tlslite's write-key switches, where EndOfEarlyData enters the transcript (RFC 8446 §4.5).
+    def _early_before_write_switch(self) -> None:
+        """Client, switching to handshake keys: EndOfEarlyData enters the transcript now (RFC 8446 §4.5).
 
         tlslite computes the next Finished right after this switch, with no I/O in between, so the
-        transcript takes EndOfEarlyData now — its four bytes are fixed — and the I/O follows as steps of
-        tlslite's generators: the client sends it with its next message (:meth:`_sendMsg`); the server,
-        switching to application keys, reads the early records and EndOfEarlyData before the client's
-        next message (:meth:`_getMsg`), answering them as they arrive (0.5-RTT).
+        transcript takes EndOfEarlyData here — its four bytes are fixed — and :meth:`_early_end_before_send`
+        sends it, as a step of tlslite's generators, in front of the client's next message.
         """
         early = self._client_early
         if self._client and early is not None and early.status == EarlyDataStatus.ACCEPTED and early.write_state:
             self._handshake_hash.update(END_OF_EARLY_DATA)
             early.end_due = True
-        super()._changeWriteState()  # type: ignore[misc]
-        server_early = self._server_early
-        if not self._client and server_early is not None and server_early.secret is not None:
-            self._handshake_hash.update(END_OF_EARLY_DATA)
-            server_early.records_due = True
 
-    def _send_end_of_early_data(self, early: _ClientEarlyData) -> Iterator[Any]:
+    def _early_end_before_send(self) -> Iterator[Any]:
+        early = self._client_early
+        if not (self._client and early is not None and early.end_due):
+            return
         early.end_due = False
         message = Message(ContentType.handshake, bytearray(END_OF_EARLY_DATA))
         with self._using_state(write=early.write_state):
@@ -245,33 +247,24 @@ class EarlyDataMixin:
 
     # --- server -------------------------------------------------------------
 
-    def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int, *args: Any) -> Iterator[Any]:
-        """Hooks tlslite's TLS 1.3 server handshake: keep the ClientHello transcript the early keys derive from."""
+    def _early_start_server(self, settings: HandshakeSettings, client_hello: Any, cipher_suite: int) -> None:
+        """Keep the ClientHello transcript the early keys derive from."""
         self.early_data_status, self.early_data, self.early_data_rejection = EarlyDataStatus.NOT_OFFERED, b"", None
         self.early_data_answered = False
         self._server_early = None
-        if clientHello.getExtension(ExtensionType.early_data) is not None:
+        if client_hello.getExtension(ExtensionType.early_data) is not None:
             # tlslite's HelloRetryRequest always carries a cookie, so a ClientHello with one is a retry.
-            after_retry = clientHello.getExtension(ExtensionType.cookie) is not None
-            self._server_early = _ServerEarlyData(settings, cipherSuite, self._handshake_hash.copy(), after_retry)
-        yield from super()._serverTLS13Handshake(settings, clientHello, cipherSuite, *args)  # type: ignore[misc]
+            after_retry = client_hello.getExtension(ExtensionType.cookie) is not None
+            self._server_early = _ServerEarlyData(settings, cipher_suite, self._handshake_hash.copy(), after_retry)
 
-    def _server_select_certificate(self, settings: Any, client_hello: Any, cipher_suites: Any, *args: Any) -> Any:
-        """Hooks tlslite's suite choice: with 0-RTT on offer and enabled, prefer the IBE-PSK's own suite."""
-        offered = client_hello.getExtension(ExtensionType.early_data) is not None
-        enabled = bool(getattr(settings, "accept_early_data", 0))
-        if offered and enabled:
-            cipher_suites = prefer_early_data_suite(cipher_suites)
-        return super()._server_select_certificate(settings, client_hello, cipher_suites, *args)  # type: ignore[misc]
-
-    def _queue_message(self, msg: Any) -> None:
-        """Hooks tlslite's handshake queue: decide on 0-RTT as EncryptedExtensions is written."""
+    def _early_on_queue(self, msg: Any) -> None:
+        """Decide on 0-RTT as EncryptedExtensions is written."""
         if isinstance(msg, EncryptedExtensions) and not self._client and self._server_early is not None:
             self._server_decide(msg, self._server_early)
-        super()._queue_message(msg)  # type: ignore[misc]
 
     def _server_decide(self, extensions: EncryptedExtensions, early: _ServerEarlyData) -> None:
-        rejection = self._rejection(early)
+        opened = self._ibe_opened if self.handshake_mode == "ibe-psk" else None
+        rejection = early_data_rejection(early.settings, early.after_retry, opened, early.suite)
         self.early_data_rejection = rejection
         if rejection is not None:
             self.early_data_status = EarlyDataStatus.REJECTED
@@ -281,28 +274,27 @@ class EarlyDataMixin:
         self._recordLayer.early_data_ok = False  # accepted records must decrypt: a failure is bad_record_mac
         self.early_data_status = EarlyDataStatus.ACCEPTED
 
-    def _rejection(self, early: _ServerEarlyData) -> EarlyDataRejection | None:  # noqa: PLR0911 - one per condition
-        """RFC 8446 §4.2.10's conditions, cheapest first; the strike register is consulted last."""
-        settings = early.settings
-        if not getattr(settings, "accept_early_data", 0):
-            return EarlyDataRejection.DISABLED
-        if early.after_retry:
-            return EarlyDataRejection.AFTER_RETRY
-        if self._ibe_opened is None or self.handshake_mode != "ibe-psk":
-            return EarlyDataRejection.NOT_IBE_PSK
-        if self._ibe_opened.index != 0:
-            return EarlyDataRejection.NOT_FIRST_IDENTITY
-        if early.suite != EARLY_DATA_SUITE:
-            return EarlyDataRejection.WRONG_SUITE
-        if not settings.replay_store.first_use(self._ibe_opened.ciphertext):
-            return EarlyDataRejection.REPLAY
-        return None
+    def _early_after_write_switch(self) -> None:
+        """Server, switching to application keys: EndOfEarlyData enters the transcript now (see
+        :meth:`_early_before_write_switch`); :meth:`_early_records_before_read` reads the records."""
+        server_early = self._server_early
+        if not self._client and server_early is not None and server_early.secret is not None:
+            self._handshake_hash.update(END_OF_EARLY_DATA)
+            server_early.records_due = True
+
+    def _early_records_before_read(self) -> Iterator[Any]:
+        """A server that accepted early data reads it (and EndOfEarlyData) before the client's next message,
+        answering as it arrives (0.5-RTT)."""
+        early = self._server_early
+        if not self._client and early is not None and early.records_due:
+            early.records_due = False
+            yield from self._receive_early_records(early)
 
     def _receive_early_records(self, early: _ServerEarlyData) -> Iterator[Any]:
         """Read the accepted 0-RTT records up to EndOfEarlyData, answering each as it arrives."""
         assert early.secret is not None
         limit = early.settings.accept_early_data
-        handler: EarlyDataHandler | None = getattr(early.settings, "early_data_handler", None)
+        handler = early.settings.early_data_handler
         read_state = self._early_state(early.secret, early.settings.cipherImplementations)
         received = bytearray()
         while True:
@@ -311,10 +303,10 @@ class EarlyDataMixin:
             if header.type == ContentType.change_cipher_spec and bytes(parser.bytes) == b"\x01":
                 continue  # middlebox compatibility (RFC 8446 §5): TiigerTLS sends one before its 0-RTT record
             if header.type == ContentType.handshake and bytes(parser.bytes) == END_OF_EARLY_DATA:
-                break  # already in the transcript (see _changeWriteState)
+                break  # already in the transcript (see _early_after_write_switch)
             if header.type != ContentType.application_data or len(received) + len(parser.bytes) > limit:
                 reason = "too much early data" if header.type == ContentType.application_data else "not EOED"
-                yield from self._sendError(AlertDescription.unexpected_message, reason)  # type: ignore[attr-defined]
+                yield from self._sendError(AlertDescription.unexpected_message, reason)
             received += parser.bytes
             self.early_data = bytes(received)
             answer = yield from self._ask_handler(handler, bytes(parser.bytes))
@@ -332,12 +324,12 @@ class EarlyDataMixin:
             return handler(self, chunk)
         except Exception as exc:  # the application's bug must not reach the peer as a bare reset
             log.exception("early_data_handler failed")
-            yield from self._sendError(AlertDescription.internal_error, f"early data handler: {exc}")  # type: ignore[attr-defined]
+            yield from self._sendError(AlertDescription.internal_error, f"early data handler: {exc}")
             raise
 
     def _next_record(self) -> Generator[int, None, tuple[Any, Any]]:
         """tlslite's next (header, parser), passing its would-block signals through."""
-        for result in self._getNextRecord():  # type: ignore[attr-defined]
+        for result in self._getNextRecord():
             if result not in _WOULD_BLOCK:
                 header, parser = result
                 return header, parser
@@ -382,14 +374,13 @@ def prefer_early_data_suite(cipher_suites: list[int]) -> list[int]:
     return [EARLY_DATA_SUITE, *(suite for suite in cipher_suites if suite != EARLY_DATA_SUITE)]
 
 
-def _client_early_data(settings: Any, early_data: bytes | None) -> _ClientEarlyData | None:
+def _client_early_data(settings: HandshakeSettings, early_data: bytes | None) -> _ClientEarlyData | None:
     if not early_data:
         return None
-    if getattr(settings, "ibe_public_params", None) is None:
+    if settings.ibe_public_params is None:
         raise ValueError("early data needs an IBE-PSK (settings.ibe_public_params)")
-    limit = getattr(settings, "ibe_max_early_data", MAX_RECORD_PLAINTEXT)
-    if len(early_data) > limit:
-        raise ValueError(f"{len(early_data)} bytes of early data exceed the limit of {limit}")
+    if len(early_data) > settings.ibe_max_early_data:
+        raise ValueError(f"{len(early_data)} bytes of early data exceed the limit of {settings.ibe_max_early_data}")
     return _ClientEarlyData(bytes(early_data))
 
 

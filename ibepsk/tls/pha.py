@@ -11,13 +11,14 @@ anchors validate a certificate requested inside a TLS 1.3 certificate handshake
 Client: ``settings.client_auth_signer`` (any :class:`~ibepsk.tls.signer.Signer`)
 or the certChain/privateKey given to ``handshakeClientCert``.
 
-tlslite-ng has the messages; this mixin adds the policy around them and works
-around the tlslite-ng bugs fixed upstream by ``patches/0002`` to ``0006`` and
-``patches/0009``. See docs/pha.md.
+tlslite-ng has the messages; this part adds the policy around them (called from
+:mod:`ibepsk.tls.seam`) and works around the tlslite-ng bugs fixed upstream by
+``patches/0002`` to ``0006`` and ``patches/0009``. See docs/pha.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import secrets
@@ -25,19 +26,17 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cryptography import x509
 from tlslite.constants import (
     AlertDescription,
-    AlertLevel,
     CertificateCompressionAlgorithm,
     CertificateType,
     ExtensionType,
 )
 from tlslite.extensions import CompressedCertificateExtension
 from tlslite.messages import (
-    Alert,
     Certificate,
     CertificateRequest,
     CertificateVerify,
@@ -45,10 +44,18 @@ from tlslite.messages import (
     CompressedCertificate,
     Finished,
 )
-from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 from tlslite.utils.cryptomath import HKDF_expand_label, secureHMAC
 from tlslite.x509certchain import X509CertChain
 
+from .alerts import (
+    AlertBadCertificate,
+    AlertCertificateRequired,
+    AlertDecodeError,
+    AlertIllegalParameter,
+    AlertMissingExtension,
+    AlertUnexpectedMessage,
+    TlsAlert,
+)
 from .driving import is_waiting, run_to_completion
 from .errors import ClientCertificateError, PostHandshakeAuthError
 from .signer import (
@@ -61,11 +68,12 @@ from .signer import (
 )
 from .versions import TLS_1_3
 
+if TYPE_CHECKING:
+    from .settings import HandshakeSettings
+
 CONTEXT_BYTES = 32
 #: What a client's CertificateVerify signs before the transcript hash (RFC 8446 §4.4.3).
 CLIENT_SIGNATURE_PREFIX = b" " * 64 + b"TLS 1.3, client CertificateVerify\x00"
-
-Problem = tuple[int, str]
 
 
 class ClientAuthMethod(StrEnum):
@@ -107,20 +115,40 @@ class _Placeholder:
 _COMPRESSION_SCAN_KEY = _Placeholder()
 
 
-class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
-    """Post-handshake client authentication on a tlslite-ng connection.
+class PostHandshakeAuth:
+    """Post-handshake client authentication: the state of :class:`ibepsk.TLSConnection`, its public API, and
+    the steps the seam calls.
 
     Server side: :meth:`request_client_auth`, :meth:`wait_for_client_auth`,
-    :attr:`client_auth`. Client side: counters
-    ``certificate_requests_received`` / ``certificate_requests_answered``.
+    :attr:`client_auth` (each with a generator twin for non-blocking sockets).
+    Client side: counters ``certificate_requests_received`` / ``certificate_requests_answered``.
     """
 
-    def __init__(self, sock: Any) -> None:
-        super().__init__(sock)
+    # Provided by tlslite-ng's TLSConnection (see ibepsk.tls.seam).
+    _client: bool
+    _pha_supported: Any
+    _cert_requests: dict[Any, Any]
+    _first_handshake_hashes: Any
+    _sendMsg: Any
+    _sendMsgs: Any
+    _sendError: Any
+    _create_cert_msg: Any
+    _getPRFParams: Any
+    _serverSendTickets: Any
+    _sigHashesToList: Any
+    closed: bool
+    version: Any
+    session: Any
+    serverSigAlg: Any
+    sock: Any
+    readAsync: Any
+    unread: Any
+
+    def _init_pha(self) -> None:
         self.client_auth: ClientAuthentication | None = None
         self.certificate_requests_received = 0
         self.certificate_requests_answered = 0
-        self._pha_settings: Any = None
+        self._pha_settings: HandshakeSettings | None = None
         self._pha_signer: Signer | None = None
         self._pha_required: dict[bytes, bool] = {}
         self._pha_last_answer: ClientAuthentication | None = None
@@ -202,32 +230,23 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
             self.unread(bytes(arrived))
         yield self._pha_last_answer
 
-    def send_close_notify(self) -> None:
-        """Send close_notify and leave the socket open, to read what the peer still sends (tlslite's
-        ``close()`` closes the socket right after its close_notify)."""
-        run_to_completion(self.send_close_notify_async(), self.sock)
-
-    def send_close_notify_async(self) -> Iterator[Any]:
-        """:meth:`send_close_notify` as generator steps (yields 0/1)."""
-        return self._sendMsg(Alert().create(AlertDescription.close_notify, AlertLevel.warning))  # type: ignore[no-any-return]
-
     @staticmethod
     def _then_yield(steps: Iterator[Any], result: Any) -> Iterator[Any]:
         yield from steps
         yield result
 
-    def _settings_for_request(self) -> Any:
+    def _settings_for_request(self) -> HandshakeSettings:
         if self._client:
             raise PostHandshakeAuthError("only a server can request client authentication")
         if self.closed or self.version != TLS_1_3:
             raise PostHandshakeAuthError("post-handshake authentication needs an established TLS 1.3 connection")
         if not self._pha_supported:
             raise PostHandshakeAuthError("the client did not offer post_handshake_auth, so it cannot be asked")
-        if getattr(self._pha_settings, "client_auth_anchors", None) is None:
+        if self._pha_settings is None or self._pha_settings.client_auth_anchors is None:
             raise PostHandshakeAuthError("set HandshakeSettings.client_auth_anchors to validate client chains")
         return self._pha_settings
 
-    def _certificate_request(self, settings: Any) -> Any:
+    def _certificate_request(self, settings: HandshakeSettings) -> Any:
         """A CertificateRequest with a fresh context, the TLS 1.3 schemes we verify (patches/0004), and a
         compress_certificate extension only when an algorithm is configured (patches/0003)."""
         schemes = tls13_schemes(self, settings)
@@ -243,18 +262,15 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
             extensions=extensions,
         )
 
-    # --- server: tlslite-ng hooks ---------------------------------------------
+    # --- server: steps the seam calls ------------------------------------------
 
-    def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int, *args: Any) -> Iterator[Any]:
-        """Hooks tlslite's TLS 1.3 server handshake: keep its settings for PHA; fix the session it creates."""
+    def _pha_start_server(self, settings: HandshakeSettings) -> None:
+        """Keep the handshake's settings for PHA."""
         self._pha_settings = settings
         self._handshake_client_path = None
-        for result in super()._serverTLS13Handshake(settings, clientHello, cipherSuite, *args):
-            if result == "finished":  # tlslite's last word: the session exists, the caller stops iterating
-                self._after_server_handshake()
-            yield result
 
-    def _after_server_handshake(self) -> None:
+    def _pha_after_server_handshake(self) -> None:
+        """tlslite's last word ("finished"): the session exists; fix it and note how the client is known."""
         if self._handshake_client_path is not None:  # its CertificateVerify and Finished passed too
             self.client_auth = ClientAuthentication(
                 tuple(self._handshake_client_path), datetime.datetime.now(datetime.UTC), ClientAuthMethod.HANDSHAKE
@@ -268,7 +284,7 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
     def _restore_client_identity(self) -> None:
         """A resumed ticket that carries a client chain (issued after PHA) authenticates the client again."""
         chain = self.session.clientCertChain
-        anchors = getattr(self._pha_settings, "client_auth_anchors", None)
+        anchors = self._pha_settings.client_auth_anchors if self._pha_settings is not None else None
         if not chain or not chain.getNumCerts() or anchors is None:
             return
         try:
@@ -280,20 +296,20 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
             tuple(path), datetime.datetime.now(datetime.UTC), ClientAuthMethod.RESUMPTION
         )
 
-    def readAsync(self, max: int | None = None, min: int = 1) -> Iterator[Any]:
-        """Hooks tlslite's readAsync, whose scan of pending CertificateRequests dereferences a
-        compress_certificate extension that our requests lack when none is configured (patches/0003).
-
-        While no pending request offers compression, the scan also sees a
-        placeholder that does; a CompressedCertificate is then refused by
-        :meth:`_handle_srv_pha`, since no request offered it.
-        """
+    def _pha_compression_scan(self) -> contextlib.AbstractContextManager[None]:
+        """tlslite's readAsync dereferences a compress_certificate extension of the pending CertificateRequests
+        that ours lack when none is configured (patches/0003): while no pending request offers compression, the
+        scan also sees a placeholder that does; a CompressedCertificate is then refused by
+        :meth:`_pha_check_answer`, since no request offered it."""
         if self._client or not self._cert_requests or self._a_pending_request_offers_compression():
-            yield from super().readAsync(max, min)
-            return
+            return contextlib.nullcontext()
+        return self._with_compression_placeholder()
+
+    @contextlib.contextmanager
+    def _with_compression_placeholder(self) -> Iterator[None]:
         self._cert_requests[_COMPRESSION_SCAN_KEY] = _compression_placeholder()
         try:
-            yield from super().readAsync(max, min)
+            yield
         finally:
             self._cert_requests.pop(_COMPRESSION_SCAN_KEY, None)
 
@@ -303,19 +319,24 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
             for request in self._cert_requests.values()
         )
 
-    def _handle_srv_pha(self, cert: Any) -> Iterator[Any]:
-        """Hooks tlslite's check of a client's answer (context, CertificateVerify, Finished) to add
-        ours: compression as offered, certificate_required per request, chain validation, a fresh ticket."""
+    def _pha_pending_request(self, cert: Any) -> tuple[Any, bool] | None:
+        """The request ``cert`` answers and whether it was required; None when tlslite alone decides (not
+        requested through request_client_auth)."""
         context = bytes(cert.certificate_request_context)
         required = self._pha_required.pop(context, None)
-        if required is None:  # not requested through request_client_auth: tlslite alone decides
-            yield from super()._handle_srv_pha(cert)
-            return
-        path, problem = self._check_answer(cert, self._cert_requests[context], required)
-        if problem is not None:
-            yield from self._sendError(*problem)
-        previous_chain = self.session.clientCertChain
-        yield from super()._handle_srv_pha(cert)
+        return None if required is None else (self._cert_requests[context], required)
+
+    def _pha_check_answer(self, cert: Any, request: Any, required: bool) -> list[x509.Certificate] | None:
+        """The validated path of the client's chain (None: declined), or the alert that refuses the answer."""
+        check_compression(cert, request)
+        if _has_certificates(cert.cert_chain):
+            return self._validate_client_chain(cert.cert_chain)
+        if required:
+            raise AlertCertificateRequired("the client declined a required certificate request")
+        return None
+
+    def _pha_accept_answer(self, path: list[x509.Certificate] | None, previous_chain: Any) -> Iterator[Any]:
+        """After tlslite checked the answer's CertificateVerify and Finished: record who the client is."""
         if path is None:
             self.session.clientCertChain = previous_chain  # declining leaves the identity as it was
             self._pha_last_answer = None
@@ -331,88 +352,68 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         if self.on_client_auth is not None:
             self.on_client_auth(answer)
 
-    def _check_answer(
-        self, cert: Any, request: Any, required: bool
-    ) -> tuple[list[x509.Certificate] | None, Problem | None]:
-        """The validated path of the client's chain (None: declined), or the alert that refuses the answer."""
-        problem = _compression_problem(cert, request)
-        if problem is not None:
-            return None, problem
-        if _has_certificates(cert.cert_chain):
-            return self._validate_client_chain(cert.cert_chain)
-        if required:
-            return None, (AlertDescription.certificate_required, "the client declined a required certificate request")
-        return None, None
-
-    def _check_handshake_certificate(self, cert: Any) -> tuple[list[x509.Certificate] | None, Problem | None]:
-        """The validated path of a Certificate requested in the handshake, or its alert; (None, None) when
-        tlslite alone decides (no ``client_auth_anchors``, or not TLS 1.3)."""
-        if getattr(self._pha_settings, "client_auth_anchors", None) is None or self.version != TLS_1_3:
-            return None, None
-        if not _has_certificates(cert.cert_chain):  # the anchors make the requested certificate required
-            return None, (AlertDescription.certificate_required, "the client sent no certificate in the handshake")
-        return self._validate_client_chain(cert.cert_chain)
-
-    def _validate_client_chain(self, chain: X509CertChain) -> tuple[list[x509.Certificate] | None, Problem | None]:
-        anchors: ClientChainVerifier = self._pha_settings.client_auth_anchors
-        try:
-            return anchors.verify_client(certificates_from_tlslite(chain)), None
-        except ClientCertificateError as exc:
-            return None, (exc.alert, exc.reason)
-        except ValueError as exc:  # DER that tlslite accepted and cryptography does not
-            return None, (AlertDescription.bad_certificate, f"unreadable client certificate: {exc}")
-
-    def _send_ticket_with_client_identity(self) -> Iterator[Any]:
-        """One NewSessionTicket that records the client's chain: resuming with it restores the identity."""
-        settings = self._pha_settings
-        if not settings.ticketKeys:
-            return
-        one_ticket = copy.copy(settings)
-        one_ticket.ticket_count = 1
-        yield from self._serverSendTickets(one_ticket)
-
-    # --- client: tlslite-ng hooks ---------------------------------------------
-
-    def _getMsg(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        """Hooks tlslite's message reader. A client remembers the last CertificateRequest (see _create_cert_msg);
-        a server validates a client's Certificate in a TLS 1.3 handshake as it arrives, which tlslite does not."""
-        for result in super()._getMsg(*args, **kwargs):
-            if isinstance(result, CertificateRequest):
-                self._last_certificate_request = result
-            elif self._is_handshake_client_certificate(result):
-                path, problem = self._check_handshake_certificate(result)
-                if problem is not None:
-                    yield from self._sendError(*problem)
-                self._handshake_client_path = path
-            yield result
+    def _pha_on_received(self, message: Any) -> None:
+        """A client remembers the last CertificateRequest (see :meth:`_pha_certificate_request_for`); a server
+        validates a client's Certificate in a TLS 1.3 handshake as it arrives, which tlslite does not."""
+        if isinstance(message, CertificateRequest):
+            self._last_certificate_request = message
+        elif self._is_handshake_client_certificate(message):
+            self._handshake_client_path = self._check_handshake_certificate(message)
 
     def _is_handshake_client_certificate(self, message: Any) -> bool:
         # During the handshake tlslite keeps the connection "closed"; afterwards readAsync hands a client's
         # Certificate to _handle_srv_pha.
         return not self._client and self.closed and isinstance(message, Certificate | CompressedCertificate)
 
-    def _create_cert_msg(self, peer: str, request_msg: Any, *args: Any, **kwargs: Any) -> Any:
-        """Hooks tlslite's Certificate builder, which a TLS 1.3 client hands its own ClientHello instead of the
-        server's CertificateRequest: it compressed whenever it could itself receive compressed certificates,
-        whatever the server offered (patches/0009)."""
+    def _check_handshake_certificate(self, cert: Any) -> list[x509.Certificate] | None:
+        """The validated path of a Certificate requested in the handshake, or its alert; None when tlslite alone
+        decides (no ``client_auth_anchors``, or not TLS 1.3)."""
+        if self._pha_settings is None or self._pha_settings.client_auth_anchors is None or self.version != TLS_1_3:
+            return None
+        if not _has_certificates(cert.cert_chain):  # the anchors make the requested certificate required
+            raise AlertCertificateRequired("the client sent no certificate in the handshake")
+        return self._validate_client_chain(cert.cert_chain)
+
+    def _validate_client_chain(self, chain: X509CertChain) -> list[x509.Certificate]:
+        assert self._pha_settings is not None and self._pha_settings.client_auth_anchors is not None
+        anchors: ClientChainVerifier = self._pha_settings.client_auth_anchors
+        try:
+            return anchors.verify_client(certificates_from_tlslite(chain))
+        except ClientCertificateError as exc:
+            raise TlsAlert.of(exc.alert, exc.reason) from None
+        except ValueError as exc:  # DER that tlslite accepted and cryptography does not
+            raise AlertBadCertificate(f"unreadable client certificate: {exc}") from None
+
+    def _send_ticket_with_client_identity(self) -> Iterator[Any]:
+        """One NewSessionTicket that records the client's chain: resuming with it restores the identity."""
+        settings = self._pha_settings
+        if settings is None or not settings.ticketKeys:
+            return
+        one_ticket = copy.copy(settings)
+        one_ticket.ticket_count = 1
+        yield from self._serverSendTickets(one_ticket)
+
+    # --- client: steps the seam calls -----------------------------------------
+
+    def _pha_certificate_request_for(self, peer: str, request_msg: Any) -> Any:
+        """tlslite's Certificate builder gets a TLS 1.3 client's own ClientHello instead of the server's
+        CertificateRequest, and compressed whenever it could itself receive compressed certificates, whatever
+        the server offered (patches/0009): hand it the CertificateRequest."""
         if peer == "client" and isinstance(request_msg, ClientHello):
-            request_msg = self._last_certificate_request
-        return super()._create_cert_msg(peer, request_msg, *args, **kwargs)
+            return self._last_certificate_request
+        return request_msg
 
-    def _clientSendClientHello(self, settings: Any, session: Any, *args: Any) -> Iterator[Any]:
-        """Hooks tlslite's ClientHello builder, which offers post_handshake_auth for a truthy private key:
-        offer it for the configured Signer too."""
+    def _pha_start_client(self, settings: HandshakeSettings, cert_params: Any) -> Any:
+        """tlslite offers post_handshake_auth for a truthy private key: offer it for the configured Signer too.
+        Returns the certParams tlslite should see."""
         self._pha_settings = settings
-        srp_username, srp_params, cert_params, *rest = args
-        self._pha_signer = getattr(settings, "client_auth_signer", None) or _tlslite_signer(cert_params)
+        self._pha_signer = settings.client_auth_signer or _tlslite_signer(cert_params)
         if self._pha_signer is not None and cert_params is not None:
-            cert_params = (cert_params[0], self._pha_signer)
-        return super()._clientSendClientHello(  # type: ignore[no-any-return]
-            settings, session, srp_username, srp_params, cert_params, *rest
-        )
+            return (cert_params[0], self._pha_signer)
+        return cert_params
 
-    def _handle_pha(self, cert_request: Any) -> Iterator[Any]:
-        """Replaces tlslite's answer to a CertificateRequest (tlsrecordlayer._handle_pha).
+    def _pha_answer(self, cert_request: Any) -> Iterator[Any]:
+        """The client's answer to a CertificateRequest, replacing tlslite's (tlsrecordlayer._handle_pha).
 
         An empty context gets illegal_parameter (patches/0005). The signer
         answers the first ``client_auth_answer_limit`` requests with a scheme
@@ -420,23 +421,28 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         Certificate and a Finished decline politely (patches/0002).
         Compression follows ``settings.certificate_compression_send``.
         """
-        problem = _certificate_request_problem(cert_request)
-        if problem is not None:
-            yield from self._sendError(*problem)
+        check_certificate_request(cert_request)
         flight = yield from self._client_auth_flight(cert_request)
         yield from self._sendMsgs(flight)
 
     def _client_auth_flight(self, cert_request: Any) -> Generator[Any, None, list[Any]]:
         """Certificate, CertificateVerify (unless declining) and Finished answering ``cert_request``."""
+        assert self._pha_settings is not None
         self.certificate_requests_received += 1
-        scheme = self._answering_scheme(cert_request)
+        scheme = answering_scheme(
+            self._pha_signer,
+            self._pha_settings.client_auth_answer_limit,
+            self.certificate_requests_received,
+            cert_request,
+            tls13_schemes(self, self._pha_settings),
+        )
         signer = self._pha_signer if scheme is not None else None
         transcript = self._first_handshake_hashes.copy()  # never earlier PHA exchanges
         transcript.update(cert_request.write())
         certificate = self._create_cert_msg(
             "client",
             cert_request,
-            getattr(self._pha_settings, "certificate_compression_send", []),
+            self._pha_settings.certificate_compression_send,
             certificates_to_tlslite(signer.certificate_chain) if signer is not None else X509CertChain(),
             CertificateType.x509,
             cert_request.certificate_request_context,
@@ -451,16 +457,6 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
             self.certificate_requests_answered += 1
         flight.append(self._client_finished(transcript))
         return flight
-
-    def _answering_scheme(self, cert_request: Any) -> SignatureScheme | None:
-        """The scheme to answer with, or None to decline."""
-        signer, settings = self._pha_signer, self._pha_settings
-        limit = getattr(settings, "client_auth_answer_limit", None)
-        if signer is None or (limit is not None and self.certificate_requests_received > limit):
-            return None
-        requested = {SignatureScheme.from_tlslite(tuple(alg)) for alg in cert_request.supported_signature_algs}
-        possible = set(signer.signature_schemes)
-        return next((s for s in tls13_schemes(self, settings) if s in requested and s in possible), None)
 
     def _client_signature(self, scheme: SignatureScheme, transcript: Any) -> Generator[Any, None, bytearray]:
         prf_name, _ = self._getPRFParams(self.session.cipherSuite)
@@ -478,37 +474,50 @@ class PostHandshakeAuthMixin(_TlsliteConnection):  # type: ignore[misc]
         return Finished(TLS_1_3, prf_size).create(verify_data)
 
 
+def answering_scheme(
+    signer: Signer | None,
+    answer_limit: int | None,
+    requests_received: int,
+    cert_request: Any,
+    enabled: Sequence[SignatureScheme],
+) -> SignatureScheme | None:
+    """The client's PHA answer policy: the scheme to answer ``cert_request`` with, or None to decline."""
+    if signer is None or (answer_limit is not None and requests_received > answer_limit):
+        return None
+    requested = {SignatureScheme.from_tlslite(tuple(alg)) for alg in cert_request.supported_signature_algs}
+    possible = set(signer.signature_schemes)
+    return next((s for s in enabled if s in requested and s in possible), None)
+
+
 def tls13_schemes(connection: Any, settings: Any) -> list[SignatureScheme]:
     """The TLS 1.3 signature schemes ``settings`` enable, in their order of preference."""
     enabled = (SignatureScheme.from_tlslite(alg) for alg in connection._sigHashesToList(settings, version=TLS_1_3))
     return [scheme for scheme in enabled if scheme is not None]
 
 
-def _certificate_request_problem(cert_request: Any) -> Problem | None:
-    """What makes a post-handshake CertificateRequest unacceptable, as (alert, reason)."""
+def check_certificate_request(cert_request: Any) -> None:
+    """Raise the alert for an unacceptable post-handshake CertificateRequest."""
     if not cert_request.certificate_request_context:
-        return AlertDescription.illegal_parameter, "post-handshake CertificateRequest with an empty context"
+        raise AlertIllegalParameter("post-handshake CertificateRequest with an empty context")
     repeated = [ext for ext, count in Counter(e.extType for e in cert_request.extensions or []).items() if count > 1]
     if repeated:
-        return AlertDescription.illegal_parameter, f"CertificateRequest repeats extension {repeated[0]}"
+        raise AlertIllegalParameter(f"CertificateRequest repeats extension {repeated[0]}")
     if not cert_request.supported_signature_algs:
-        return AlertDescription.missing_extension, "CertificateRequest without signature_algorithms"
+        raise AlertMissingExtension("CertificateRequest without signature_algorithms")
     compression = cert_request.getExtension(ExtensionType.compress_certificate)
     if compression is not None and not compression.algorithms:
-        return AlertDescription.decode_error, "empty algorithm list in compress_certificate"
-    return None
+        raise AlertDecodeError("empty algorithm list in compress_certificate")
 
 
-def _compression_problem(cert: Any, request: Any) -> Problem | None:
+def check_compression(cert: Any, request: Any) -> None:
     """A CompressedCertificate is acceptable only with an algorithm its request offered (RFC 8879 §4)."""
     if not isinstance(cert, CompressedCertificate):
-        return None
+        return
     offer = request.getExtension(ExtensionType.compress_certificate)
     if offer is None:
-        return AlertDescription.unexpected_message, "CompressedCertificate although no compression was offered"
+        raise AlertUnexpectedMessage("CompressedCertificate although no compression was offered")
     if cert.compression_algo not in offer.algorithms:
-        return AlertDescription.illegal_parameter, "certificate compressed with an algorithm that was not offered"
-    return None
+        raise AlertIllegalParameter("certificate compressed with an algorithm that was not offered")
 
 
 def _compression_placeholder() -> Any:
@@ -530,7 +539,7 @@ def _has_certificates(chain: Any) -> bool:
     return bool(chain and chain.getNumCerts())
 
 
-ConnectionT = TypeVar("ConnectionT", bound=PostHandshakeAuthMixin)
+ConnectionT = TypeVar("ConnectionT", bound=PostHandshakeAuth)
 
 
 def requiring_client_auth(application: Callable[[ConnectionT], None]) -> Callable[[ConnectionT], None]:

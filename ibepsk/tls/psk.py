@@ -19,7 +19,6 @@ from typing import Protocol
 
 from tlslite.constants import (
     TLS_1_3_FORBIDDEN_GROUPS,
-    AlertDescription,
     CipherSuite,
     ExtensionType,
     GroupName,
@@ -31,6 +30,7 @@ from tlslite.utils.dns_utils import is_valid_hostname
 from ..epochs import EpochError, EpochPeriod, current_identity, epoch_identity, parse_identity
 from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
 from ..keys import IdentityKey, TAPublicParams, validate_identity
+from .alerts import AlertDecodeError, AlertMissingExtension
 from .versions import TLS_1_2, TLS_1_3
 
 #: The PSK hash every IBE-PSK uses: its binder and the suite it allows.
@@ -62,9 +62,9 @@ def first_ibe_identity(identities: Sequence[PskIdentityLike]) -> int | None:
     return next((index for index, ident in enumerate(identities) if is_ibe_identity(ident)), None)
 
 
-def empty_psk_entry(client_hello: ClientHello) -> str | None:
-    """An empty identity or binder in a TLS 1.3 ClientHello's pre_shared_key, if any (a decode_error:
-    RFC 8446 §4.2.11 bounds them at 1 and 32 bytes; shorter non-empty binders fail verification).
+def check_psk_entries(client_hello: ClientHello) -> None:
+    """Raise decode_error for an empty identity or binder in a TLS 1.3 ClientHello's pre_shared_key
+    (RFC 8446 §4.2.11 bounds them at 1 and 32 bytes; shorter non-empty binders fail verification).
 
     tlslite-ng makes the same check, for TLS 1.3 ClientHellos, but names a non-existent alert
     (patches/0010), so its server dies with AttributeError instead of sending decode_error.
@@ -72,12 +72,11 @@ def empty_psk_entry(client_hello: ClientHello) -> str | None:
     psks = client_hello.getExtension(ExtensionType.pre_shared_key)
     versions = client_hello.getExtension(ExtensionType.supported_versions)
     if psks is None or versions is None or TLS_1_3 not in versions.versions:
-        return None
+        return
     if any(not ident.identity for ident in psks.identities):
-        return "empty identity in the pre_shared_key extension"
+        raise AlertDecodeError("empty identity in the pre_shared_key extension")
     if any(not binder for binder in psks.binders):
-        return "empty binder in the pre_shared_key extension"
-    return None
+        raise AlertDecodeError("empty binder in the pre_shared_key extension")
 
 
 def psk_mode_allowed(client_hello: ClientHello, allowed: Iterable[str]) -> bool:
@@ -111,20 +110,16 @@ _CERTIFICATE_HANDSHAKE_NEEDS = {
 }
 
 
-def certificate_handshake_problem(client_hello: ClientHello) -> tuple[int, str] | None:
-    """missing_extension for a ClientHello a certificate handshake cannot answer, else None.
+def check_certificate_handshake_possible(client_hello: ClientHello) -> None:
+    """Raise missing_extension for a ClientHello a certificate handshake cannot answer.
 
     A client that offers a PSK may leave signature_algorithms out (TiigerTLS's does), and one that
     offers psk_ke only may leave out key_share; if the server then uses none of its PSKs, RFC 8446
     §4.2.3 and §9.2 ask for missing_extension. tlslite-ng's server crashes instead (patches/0014).
     """
     missing = [name for ext, name in _CERTIFICATE_HANDSHAKE_NEEDS.items() if client_hello.getExtension(ext) is None]
-    if not missing:
-        return None
-    return (
-        AlertDescription.missing_extension,
-        f"no usable PSK, and a certificate handshake needs {' and '.join(missing)}",
-    )
+    if missing:
+        raise AlertMissingExtension(f"no usable PSK, and a certificate handshake needs {' and '.join(missing)}")
 
 
 #: What only certificate handshakes or TLS 1.2 use: an IBE-PSK client with no other way to

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import threading
+import weakref
 from typing import Any
 
 from tlslite.handshakesettings import HandshakeSettings as _TlsliteSettings
@@ -15,23 +17,9 @@ from .psk import IbeKeyring
 from .replay import MemoryReplayStore, ReplayStore
 from .signer import Signer
 
-#: Attributes this subclass adds; ``validate()`` carries them into its copy.
-_OUR_FIELDS = (
-    "ibe_public_params",
-    "ibe_identity",
-    "ibe_epoch",
-    "ibe_lean_client_hello",
-    "ibe_keyring",
-    "ibe_max_early_data",
-    "early_data_resend",
-    "accept_early_data",
-    "replay_store",
-    "early_data_handler",
-    "client_auth_signer",
-    "client_auth_answer_limit",
-    "client_auth_anchors",
-)
 _DEFAULT_STORE_LOCK = threading.Lock()
+#: The default strike register of each settings object that accepts early data without naming one.
+_DEFAULT_STORES: weakref.WeakKeyDictionary[HandshakeSettings, ReplayStore] = weakref.WeakKeyDictionary()
 #: Rejected 0-RTT data a server skips before giving up (RFC 8446 §4.2.10): four full records.
 _SKIP_BUDGET = 4 * (MAX_RECORD_PLAINTEXT + 256)
 #: How long the default strike register remembers a first flight (see docs/replay.md).
@@ -117,26 +105,43 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         self.client_auth_answer_limit: int | None = 1
         self.client_auth_anchors: TrustAnchors | None = None
 
+    @classmethod
+    def of(cls, settings: _TlsliteSettings | None) -> HandshakeSettings:
+        """``settings`` as ibepsk settings: themselves, or a plain tlslite-ng object's fields (None: tlslite-ng's
+        defaults) with ours at their defaults, so every hook reads one type."""
+        if isinstance(settings, HandshakeSettings):
+            return settings
+        ours = cls()
+        ours.__dict__.update(vars(settings if settings is not None else _TlsliteSettings()))
+        return ours
+
     def validate(self) -> HandshakeSettings:
-        """Hooks tlslite's ``validate()``, which copies into a plain HandshakeSettings: keep our class and fields."""
+        """Hooks tlslite's ``validate()``, which copies into a plain HandshakeSettings: keep our class and fields.
+
+        Like tlslite's, it leaves this object as it is and returns a checked copy.
+        """
         checked = super().validate()
-        if self.accept_early_data and self.replay_store is None:
-            with _DEFAULT_STORE_LOCK:  # a server validates per connection, in many threads at once
-                if self.replay_store is None:
-                    # Created on the caller's object, so every connection using it shares one register.
-                    self.replay_store = MemoryReplayStore(DEFAULT_REPLAY_WINDOW_SECONDS)
-        ours = HandshakeSettings.__new__(type(self))
-        ours.__dict__.update(checked.__dict__)
-        for name in _OUR_FIELDS:
-            setattr(ours, name, getattr(self, name))
-        # tlslite shares pskConfigs by reference; the connection adds per-connection entries to its own copy.
-        ours.pskConfigs = _PskConfigsWithIbe(checked.pskConfigs) if self.ibe_keyring else list(checked.pskConfigs)
         if self.ibe_public_params is not None and not isinstance(self.ibe_public_params, TAPublicParams):
             raise ValueError("ibe_public_params must be an ibepsk.keys.TAPublicParams")
         if self.ibe_keyring is not None and not isinstance(self.ibe_keyring, IbeKeyring):
             raise ValueError("ibe_keyring must be an ibepsk.tls.IbeKeyring")
         _check_client_auth_fields(self)
+        ours = copy.copy(self)  # our fields, whatever subclasses add too
+        ours.__dict__.update(vars(checked))  # tlslite's checked copies of its own
+        # tlslite shares pskConfigs by reference; the connection adds per-connection entries to its own copy.
+        ours.pskConfigs = _PskConfigsWithIbe(checked.pskConfigs) if self.ibe_keyring else list(checked.pskConfigs)
+        if self.accept_early_data and self.replay_store is None:
+            ours.replay_store = _default_replay_store(self)
         return ours
+
+
+def _default_replay_store(settings: HandshakeSettings) -> ReplayStore:
+    """One in-process strike register per settings object, shared by every connection using it."""
+    with _DEFAULT_STORE_LOCK:  # a server validates per connection, in many threads at once
+        store = _DEFAULT_STORES.get(settings)
+        if store is None:
+            store = _DEFAULT_STORES[settings] = MemoryReplayStore(DEFAULT_REPLAY_WINDOW_SECONDS)
+        return store
 
 
 def _check_client_auth_fields(settings: HandshakeSettings) -> None:
@@ -146,5 +151,5 @@ def _check_client_auth_fields(settings: HandshakeSettings) -> None:
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError("client_auth_answer_limit must be None or a non-negative int")
     anchors = settings.client_auth_anchors
-    if anchors is not None and not callable(getattr(anchors, "verify_client", None)):
+    if anchors is not None and not callable(getattr(anchors, "verify_client", None)):  # duck-typed on purpose
         raise ValueError("client_auth_anchors must be an ibepsk.tls.certs.TrustAnchors (or have verify_client)")
