@@ -556,7 +556,7 @@ def server_protocol_factory(
     """What ``loop.create_server`` needs to run server handshakes and hand the streams to the callback."""
 
     def start(conn: TLSConnection) -> Iterator[Any]:
-        return conn.handshakeServerAsync(  # type: ignore[no-any-return]
+        return conn.handshakeServerAsync(
             settings=settings, certChain=cert_chain, privateKey=private_key, alpn=alpn, reqCert=verify_client
         )
 
