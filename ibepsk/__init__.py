@@ -2,19 +2,42 @@
 
 ``ibepsk.HandshakeSettings`` and ``ibepsk.TLSConnection`` are drop-in
 replacements for tlslite-ng's classes of the same names.
+
+The names below are imported on first use: ``import ibepsk.ibe`` or
+``import ibepsk.keys`` does not load tlslite-ng.
 """
 
-from .tls import (
-    ClientAuthentication,
-    HandshakeMode,
-    HandshakeSettings,
-    IbeKeyring,
-    KeySigner,
-    Signer,
-    TLSConnection,
-    TrustAnchors,
-)
-from .tls.accel import accelerate_tlslite, restore_tlslite
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tls import (
+        ClientAuthentication,
+        HandshakeMode,
+        HandshakeSettings,
+        IbeKeyring,
+        KeySigner,
+        Signer,
+        TLSConnection,
+        TrustAnchors,
+    )
+    from .tls.accel import accelerate_tlslite, restore_tlslite
+
+#: Each public name and the module that defines it.
+_LAZY = {
+    "ClientAuthentication": ".tls",
+    "HandshakeMode": ".tls",
+    "HandshakeSettings": ".tls",
+    "IbeKeyring": ".tls",
+    "KeySigner": ".tls",
+    "Signer": ".tls",
+    "TLSConnection": ".tls",
+    "TrustAnchors": ".tls",
+    "accelerate_tlslite": ".tls.accel",
+    "restore_tlslite": ".tls.accel",
+}
 
 __all__ = [
     "ClientAuthentication",
@@ -28,3 +51,16 @@ __all__ = [
     "accelerate_tlslite",
     "restore_tlslite",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ibepsk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from .client import ClientConfig, connect
-from .endpoints import server_settings
 from .ibe import Decapsulator, Encapsulator, encapsulate, get_backend
 from .ibe._ring import available_rings, get_ring
 from .ibe.h3 import h3
@@ -35,7 +34,7 @@ from .ibe.lattice import (
 )
 from .keys import LatticeTAMasterKey, TAMasterKey
 from .netem import DelayProxy
-from .server import ServerConfig, TLSServer, www_application, www_early_data_handler
+from .server import ServerConfig, TLSServer, server_settings, www_application, www_early_data_handler
 from .threshold import combine, deal
 from .tls import HandshakeSettings
 

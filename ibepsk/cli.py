@@ -13,18 +13,15 @@ import sys
 import textwrap
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tlslite.errors import TLSError
-
 from . import keys, threshold
 from .epochs import EpochPeriod, epoch_identity
 from .ibe.errors import IbeError
-from .server import STOPPING_HELP
-from .tls.certs import ClientCertProfile
+from .stopping import STOPPING_HELP
 
 MASTER_FILE = "master.key"
 BF = "bf"
@@ -373,6 +370,13 @@ def _bench_zero_rtt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_scale(args: argparse.Namespace) -> int:
+    from .bench_scale import bench_scale
+
+    bench_scale(connections=args.connections, clients=args.clients, seconds=args.seconds)
+    return 0
+
+
 def _bench_iot(args: argparse.Namespace) -> int:
     from .iot.bench import bench_iot
 
@@ -631,8 +635,9 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--client-cert-profile",
-        choices=[profile.value for profile in ClientCertProfile],
-        default=ClientCertProfile.OPENSSL.value,
+        choices=_ClientCertProfiles(),
+        metavar="NAME",  # not the choices: argparse would list them, loading the TLS layer, to build the parser
+        default="openssl",
         help="rules for client certificates: openssl (RFC 5280 with OpenSSL's defaults) or webpki (CA/Browser "
         "Forum: SAN, keyUsage, key identifiers required) (default openssl)",
     )
@@ -652,6 +657,30 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
         f"with --max-early-data only (default: {DEFAULT_REPLAY_STORE})",
     )
     serve.add_argument("--quiet", action="store_true", help="no per-connection log lines")
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection that stays idle this long after the handshake (default 10); a handshake "
+        "must complete within 10 s",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="N processes sharing the port (SO_REUSEPORT), each with its own event loop (default 1); "
+        "with --max-early-data they need --replay-store redis://...",
+    )
+    serve.add_argument(
+        "--ticket-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="session ticket key: a file of 32+ secret bytes, mode 0600; servers with the same file resume each "
+        "other's tickets. Repeat to rotate: the first encrypts new tickets, all decrypt (default: a random key)",
+    )
     _add_external_psk_options(serve)
     serve.set_defaults(handler=_serve)
 
@@ -998,6 +1027,26 @@ def _add_bench_commands(bench: Parser) -> None:
         "--runs", type=_positive_int, default=9, metavar="N", help="readings of each kind; medians are reported"
     )
     iot.set_defaults(handler=_bench_iot)
+    scale = _add_command(
+        sub,
+        "scale",
+        "connections one ibepsk serve holds; handshakes/s vs the threaded server and --workers 2",
+        """
+        Hold many concurrent IBE-PSK connections (resumed) open against one "ibepsk serve" process and have
+        every one answered, reporting the server's threads and RSS; then full IBE-PSK handshakes per second at
+        --clients concurrent clients against the threaded server, "ibepsk serve" and "ibepsk serve --workers 2".
+        """,
+    )
+    scale.add_argument(
+        "--connections", type=_positive_int, default=10000, metavar="N", help="connections to hold open at once"
+    )
+    scale.add_argument(
+        "--clients", type=_positive_int, default=64, metavar="N", help="concurrent clients for the handshake rate"
+    )
+    scale.add_argument(
+        "--seconds", type=_positive_float, default=10.0, metavar="SECONDS", help="how long each rate runs"
+    )
+    scale.set_defaults(handler=_bench_scale)
     every = _add_command(
         sub,
         "all",
@@ -1012,13 +1061,37 @@ def _add_bench_commands(bench: Parser) -> None:
     every.set_defaults(handler=_bench_all)
 
 
+class _ClientCertProfiles:
+    """``--client-cert-profile``'s choices, looked up only when parsing it or showing ``serve --help``: building
+    the parser (for ``ibepsk --help``) does not load the TLS layer."""
+
+    @staticmethod
+    def _values() -> list[str]:
+        from .tls.certs import ClientCertProfile
+
+        return [profile.value for profile in ClientCertProfile]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values()
+
+
+def _reportable_errors() -> tuple[type[BaseException], ...]:
+    """The errors reported in one line; tlslite's only once loaded (nothing can have raised them before)."""
+    errors: tuple[type[BaseException], ...] = (CliError, keys.KeyFileError, IbeError, FileExistsError, ValueError)
+    tlslite_errors = sys.modules.get("tlslite.errors")
+    return (*errors, tlslite_errors.TLSError) if tlslite_errors is not None else errors
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (CliError, keys.KeyFileError, IbeError, FileExistsError, ValueError, TLSError) as exc:
+    except _reportable_errors() as exc:
         print(f"ibepsk: error: {exc}", file=sys.stderr)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""

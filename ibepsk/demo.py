@@ -19,10 +19,16 @@ import time
 from . import keys
 from .bench import REQUEST, measure_zero_rtt
 from .client import ClientConfig, connect, read_until_closed
-from .endpoints import server_settings
 from .netem import FirstFlightRecorder
 from .pki import issue, make_ca
-from .server import ServerConfig, TLSServer, describe_connection, www_application, www_early_data_handler
+from .server import (
+    ServerConfig,
+    TLSServer,
+    describe_connection,
+    server_settings,
+    www_application,
+    www_early_data_handler,
+)
 from .tls import HandshakeSettings, KeySigner, TLSConnection, TrustAnchors
 from .tls.pha import requiring_client_auth
 

@@ -17,32 +17,25 @@ from tlslite.errors import TLSAbruptCloseError, TLSAuthenticationError, TLSRemot
 from tlslite.utils.keyfactory import parsePEMKey
 
 from . import keys
+from .aio import server as aio_server
 from .client import ClientConfig, NotTLSServerError, connect, read_before
 from .epochs import EpochPeriod
 from .server import (
-    Application,
+    PSK_MODES_WITH_PSK_KE,
     ServerConfig,
-    TLSServer,
     describe_connection,
-    echo_application,
     echo_early_data_handler,
-    shut_down,
-    stop_on_sigterm,
-    www_application,
+    load_ticket_key,
+    server_settings,
     www_early_data_handler,
 )
-from .tls import HandshakeMode, HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
+from .tls import HandshakeMode, HandshakeSettings, KeySigner, TLSConnection, TrustAnchors
 from .tls.certs import ClientCertProfile, ServerCertificateChecker, load_tlslite_chain
 from .tls.driving import run_to_completion
-from .tls.pha import requesting_client_auth, requiring_client_auth
 from .tls.psk import sni_host_name
-from .tls.replay import ReplayStore, ReplayStoreError, open_replay_store
+from .tls.replay import MemoryReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 from .tls.versions import TLS_1_3
-
-_TICKET_KEY_BYTES = 32
-#: ``--psk-ke``: also allow PSK-only key exchange (no forward secrecy), psk_dhe_ke still preferred.
-PSK_MODES_WITH_PSK_KE = ["psk_dhe_ke", "psk_ke"]
 
 
 class EndpointError(ValueError):
@@ -64,29 +57,6 @@ def external_psks(args: argparse.Namespace) -> list[tuple[bytearray, bytearray, 
     if not args.psk_identity:
         raise EndpointError("--psk-identity is empty")
     return [(bytearray(args.psk_identity.encode()), bytearray(key), args.psk_hash)]
-
-
-def server_settings(
-    identity_keys: list[keys.IdentityKey],
-    *,
-    default_identity: str | None = None,
-    allow_psk_ke: bool = False,
-    tickets: bool = True,
-    accept_early_data: int = 0,
-    replay_store: ReplayStore | None = None,
-    external_psks: list[tuple[bytearray, bytearray, str]] | None = None,
-) -> HandshakeSettings:
-    settings = HandshakeSettings()
-    settings.pskConfigs = list(external_psks or [])
-    settings.accept_early_data = accept_early_data
-    settings.replay_store = replay_store
-    if identity_keys:
-        settings.ibe_keyring = IbeKeyring(identity_keys, default=default_identity)
-    if allow_psk_ke:
-        settings.psk_modes = PSK_MODES_WITH_PSK_KE
-    if tickets:
-        settings.ticketKeys = [bytearray(os.urandom(_TICKET_KEY_BYTES))]
-    return settings
 
 
 def _check_cert_and_key(args: argparse.Namespace) -> None:
@@ -115,6 +85,7 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
             accept_early_data=args.max_early_data,
             replay_store=store,
             external_psks=psks,
+            ticket_keys=_ticket_keys(args),
         )
     except (ValueError, ReplayStoreError) as exc:
         raise EndpointError(str(exc)) from None
@@ -128,7 +99,7 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
     if not args.require_client_auth:
         # Answering 0-RTT data before the client is authenticated would defeat --require-client-auth.
         settings.early_data_handler = www_early_data_handler if args.www else echo_early_data_handler
-    config = ServerConfig(settings)
+    config = ServerConfig(settings, idle_timeout=args.idle_timeout)
     if args.cert:
         config.cert_chain, config.private_key = _server_certificate(args.cert, args.key)
     if args.verify_client:
@@ -169,25 +140,51 @@ def _server_certificate(cert_path: str, key_path: str) -> tuple[Any, Any]:
 
 
 def run_server(args: argparse.Namespace, host: str, port: int) -> int:
+    """``ibepsk serve``: one event loop per process, ``--workers`` processes sharing the port."""
     config = _load_server_config(args)
+    _check_workers(args.workers, config)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
     )
-    application: Application = www_application if args.www else echo_application
+    application: aio_server.AsyncApplication = aio_server.www_application if args.www else aio_server.echo_application
     if args.require_client_auth:
-        application = requiring_client_auth(application)
+        application = aio_server.requiring_client_auth(application)
     elif args.request_client_auth:
-        application = requesting_client_auth(application)
-    with TLSServer(config, application, host, port) as server:
-        bound_host, bound_port = server.address
-        identities = ", ".join(config.settings.ibe_keyring.identities) if config.settings.ibe_keyring else "-"
-        print(f"ibepsk serve: listening on {bound_host}:{bound_port} (identities: {identities})", flush=True)
-        stop_on_sigterm()
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM
-            print(f"ibepsk serve: stopping ({shut_down(server)})", file=sys.stderr)
+        application = aio_server.requesting_client_auth(application)
+    sockets = aio_server.listening_sockets(host, port, args.workers)
+    bound_host, bound_port = sockets[0].getsockname()[:2]
+    identities = ", ".join(config.settings.ibe_keyring.identities) if config.settings.ibe_keyring else "-"
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    print(f"ibepsk serve: listening on {bound_host}:{bound_port} (identities: {identities}{workers})", flush=True)
+    if args.workers > 1:
+        failed = aio_server.serve_in_workers(config, application, sockets, _report_stopping)
+        return 1 if failed else 0
+    _report_stopping(aio_server.serve(config, application, sockets[0]))
     return 0
+
+
+def _report_stopping(summary: str) -> None:
+    print(f"ibepsk serve: stopping ({summary})", file=sys.stderr, flush=True)
+
+
+def _check_workers(workers: int, config: ServerConfig) -> None:
+    if workers > 1 and isinstance(config.settings.replay_store, MemoryReplayStore):
+        raise EndpointError(
+            "--workers with --max-early-data needs a strike register the workers share: "
+            "--replay-store redis://HOST:PORT/DB (a memory store would let each worker accept a replay)"
+        )
+
+
+def _ticket_keys(args: argparse.Namespace) -> list[bytes] | None:
+    """--ticket-key FILE (repeatable): the first encrypts new tickets, all decrypt (rotation)."""
+    if not args.ticket_key:
+        return None
+    if args.no_tickets:
+        raise EndpointError("--ticket-key and --no-tickets contradict each other")
+    try:
+        return [load_ticket_key(path) for path in args.ticket_key]
+    except ValueError as exc:
+        raise EndpointError(str(exc)) from None
 
 
 def _default_server_name(host: str) -> str | None:

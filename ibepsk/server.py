@@ -12,7 +12,9 @@ serving: failures are logged, never raised out of the accept loop.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -20,29 +22,78 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tlslite.constants import AlertDescription, KeyUpdateMessageType
 from tlslite.errors import TLSAbruptCloseError, TLSAlert, TLSError, TLSLocalAlert, TLSRemoteAlert
 from tlslite.utils.codec import DecodeError
 
-from .tls import ClientAuthentication, HandshakeSettings, PostHandshakeAuthError, TLSConnection
+from .keys import IdentityKey
+from .stopping import SHUTDOWN_GRACE_SECONDS, STOPPING_HELP
+from .tls import ClientAuthentication, HandshakeSettings, IbeKeyring, PostHandshakeAuthError, TLSConnection
 from .tls.driving import run_to_completion
 from .tls.early_data import EarlyDataStatus
+from .tls.replay import ReplayStore
 from .tls.versions import TLS_1_3
+
+__all__ = ["SHUTDOWN_GRACE_SECONDS", "STOPPING_HELP"]  # also here for the servers built on this module
 
 log = logging.getLogger("ibepsk.server")
 
 _ACCEPT_RETRY_SECONDS = 0.05
-#: How long a stopping server lets connections in progress finish before it cuts them off.
-SHUTDOWN_GRACE_SECONDS = 5.0
-#: What --help says about stopping a server.
-STOPPING_HELP = (
-    f"Ctrl-C or SIGTERM stops it: it stops listening and gives connections in progress "
-    f"{SHUTDOWN_GRACE_SECONDS:g} seconds to finish before cutting them off."
-)
 #: How long it then waits for the threads of the connections it cut to notice.
 _CUT_WAIT_SECONDS = 1.0
+
+
+#: Bytes of a session ticket key (tlslite-ng encrypts tickets with AES-256-GCM or ChaCha20-Poly1305).
+TICKET_KEY_BYTES = 32
+#: Also allow PSK-only key exchange (no forward secrecy), psk_dhe_ke still preferred.
+PSK_MODES_WITH_PSK_KE = ["psk_dhe_ke", "psk_ke"]
+
+
+def server_settings(
+    identity_keys: list[IdentityKey],
+    *,
+    default_identity: str | None = None,
+    allow_psk_ke: bool = False,
+    tickets: bool = True,
+    accept_early_data: int = 0,
+    replay_store: ReplayStore | None = None,
+    external_psks: list[tuple[bytearray, bytearray, str]] | None = None,
+    ticket_keys: list[bytes] | None = None,
+) -> HandshakeSettings:
+    """Server settings for IBE-PSK (and external PSK) handshakes.
+
+    ``ticket_keys``: the first encrypts new tickets, all decrypt (rotation); by default one random key, so only
+    this process can resume its tickets.
+    """
+    settings = HandshakeSettings()
+    settings.pskConfigs = list(external_psks or [])
+    settings.accept_early_data = accept_early_data
+    settings.replay_store = replay_store
+    if identity_keys:
+        settings.ibe_keyring = IbeKeyring(identity_keys, default=default_identity)
+    if allow_psk_ke:
+        settings.psk_modes = PSK_MODES_WITH_PSK_KE
+    if tickets:
+        settings.ticketKeys = [bytearray(key) for key in ticket_keys or [os.urandom(TICKET_KEY_BYTES)]]
+    return settings
+
+
+def load_ticket_key(path: str | Path) -> bytes:
+    """A session ticket key from a file of at least 32 secret bytes, readable by its owner only (mode 0600).
+
+    Every server (or worker) given the same file resumes the others' tickets. The file's bytes are hashed to
+    the key, so any 32+ bytes of randomness do: ``head -c 32 /dev/urandom > ticket.key``.
+    """
+    path = Path(path)
+    if path.stat().st_mode & 0o077:
+        raise ValueError(f"{path}: the ticket key is readable by others: chmod 600 {path}")
+    secret = path.read_bytes()
+    if len(secret) < TICKET_KEY_BYTES:
+        raise ValueError(f"{path}: a ticket key needs at least {TICKET_KEY_BYTES} bytes, this file has {len(secret)}")
+    return hashlib.sha256(b"ibepsk session ticket key\0" + secret).digest()
 
 
 def stop_on_sigterm() -> None:
@@ -68,6 +119,8 @@ class ServerConfig:
     alpn: list[bytes] = field(default_factory=list)
     #: Seconds a peer may stay silent (handshake and application I/O).
     timeout: float = 10.0
+    #: Seconds an established connection may stay idle, when not ``timeout`` (the asyncio server only).
+    idle_timeout: float | None = None
     #: Send a CertificateRequest in certificate handshakes (``settings.client_auth_anchors`` validates the answer).
     verify_client: bool = False
 
@@ -248,13 +301,12 @@ class TLSServer:
             self._log_failure(peer, started, exc, conn)
             return
         self.stats.count(conn, ok=True)
-        took_ms = (time.perf_counter() - started) * 1000
-        log.info("%s:%d handshake ok %s %.1fms", peer[0], peer[1], describe_connection(conn), took_ms)
-        conn.on_client_auth = lambda answer: _log_client_auth(peer, answer)
+        log_handshake(peer, conn, (time.perf_counter() - started) * 1000)
+        conn.on_client_auth = lambda answer: log_client_auth(peer, answer)
         try:
             self.application(conn)
         except (TLSAbruptCloseError, ConnectionError):  # the peer closed its socket: its way to end, not a failure
-            log.info("%s:%d closed by the peer without close_notify", peer[0], peer[1])
+            log_closed_without_close_notify(peer)
         except Exception as exc:  # nor can an application error
             self._log_failure(peer, started, exc, conn, stage="after handshake")
             _close_quietly(conn)
@@ -278,21 +330,35 @@ class TLSServer:
     def _log_failure(
         peer: tuple[str, int], started: float, exc: BaseException, conn: TLSConnection, stage: str = "handshake"
     ) -> None:
-        took_ms = (time.perf_counter() - started) * 1000
-        expected = isinstance(exc, TLSAlert | TLSError | OSError | DecodeError | EOFError)
-        outcome = early_data_outcome(conn)
-        early = f" early_data={outcome}" if outcome is not None else ""
-        log.log(
-            logging.INFO if expected else logging.ERROR,
-            "%s:%d %s failed: %s%s %.1fms",
-            peer[0],
-            peer[1],
-            stage,
-            describe_failure(exc),
-            early,
-            took_ms,
-            exc_info=not expected,
-        )
+        log_failure(peer, exc, conn, (time.perf_counter() - started) * 1000, stage)
+
+
+def log_handshake(peer: tuple[str, int], conn: TLSConnection, took_ms: float) -> None:
+    log.info("%s:%d handshake ok %s %.1fms", peer[0], peer[1], describe_connection(conn), took_ms)
+
+
+def log_failure(
+    peer: tuple[str, int], exc: BaseException, conn: TLSConnection, took_ms: float, stage: str = "handshake"
+) -> None:
+    """One line; a traceback only for what no peer should be able to cause (a bug)."""
+    expected = isinstance(exc, TLSAlert | TLSError | OSError | DecodeError | EOFError)
+    outcome = early_data_outcome(conn)
+    early = f" early_data={outcome}" if outcome is not None else ""
+    log.log(
+        logging.INFO if expected else logging.ERROR,
+        "%s:%d %s failed: %s%s %.1fms",
+        peer[0],
+        peer[1],
+        stage,
+        describe_failure(exc),
+        early,
+        took_ms,
+        exc_info=not expected,
+    )
+
+
+def log_closed_without_close_notify(peer: tuple[str, int]) -> None:
+    log.info("%s:%d closed by the peer without close_notify", peer[0], peer[1])
 
 
 def _close_quietly(closable: Any) -> None:
@@ -301,7 +367,7 @@ def _close_quietly(closable: Any) -> None:
         closable.close()
 
 
-def _log_client_auth(peer: tuple[str, int], answer: ClientAuthentication | None) -> None:
+def log_client_auth(peer: tuple[str, int], answer: ClientAuthentication | None) -> None:
     if answer is None:
         log.info("%s:%d post-handshake auth declined: the client sent no certificate", peer[0], peer[1])
     else:
@@ -360,11 +426,11 @@ def echo_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes:
     return early_data
 
 
-def _complete_request(data: bytes | bytearray) -> bool:
+def complete_request(data: bytes | bytearray) -> bool:
     return b"\r\n\r\n" in data
 
 
-def _www_page(conn: TLSConnection, request: bytes) -> bytes:
+def www_page(conn: TLSConnection, request: bytes) -> bytes:
     request_line = request.split(b"\r\n", 1)[0].decode("latin-1")
     body = (
         f"ibepsk s_server\n{describe_connection(conn)}\nprotocol={conn.getVersionName()}\nrequest={request_line}\n"
@@ -373,7 +439,7 @@ def _www_page(conn: TLSConnection, request: bytes) -> bytes:
     return head.encode() + body
 
 
-def _asks_for_key_update(request: bytes | bytearray) -> bool:
+def asks_for_key_update(request: bytes | bytearray) -> bool:
     """``GET /keyupdate``: the path tlslite-ng's test server answers after a KeyUpdate (conformance suites use it)."""
     request_line = request.split(b"\r\n", 1)[0].split(b" ")
     return len(request_line) > 1 and request_line[1].startswith(b"/keyupdate")
@@ -382,9 +448,9 @@ def _asks_for_key_update(request: bytes | bytearray) -> bool:
 def www_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes | None:
     """Answer a request that arrived whole as 0-RTT data at once, as 0.5-RTT data."""
     request = conn.early_data
-    if not _complete_request(request) or _asks_for_key_update(request):
+    if not complete_request(request) or asks_for_key_update(request):
         return None  # answered after the handshake (a KeyUpdate needs the application traffic keys)
-    return _www_page(conn, request)
+    return www_page(conn, request)
 
 
 def www_application(conn: TLSConnection) -> None:
@@ -395,13 +461,13 @@ def www_application(conn: TLSConnection) -> None:
     if conn.early_data_answered:
         return  # answered already, before the handshake completed
     request = bytearray(conn.early_data)
-    while not _complete_request(request) and len(request) < 16384:
+    while not complete_request(request) and len(request) < 16384:
         chunk = conn.read()
         if not chunk:
             break
         request += chunk
     if conn.closed:
         return  # the client closed before asking anything
-    if _asks_for_key_update(request) and conn.version == TLS_1_3:
+    if asks_for_key_update(request) and conn.version == TLS_1_3:
         run_to_completion(conn.send_keyupdate_request(KeyUpdateMessageType.update_requested), conn.sock)
-    conn.write(_www_page(conn, bytes(request)))
+    conn.write(www_page(conn, bytes(request)))

@@ -12,20 +12,22 @@ cannot finish the handshake, let alone authenticate.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NoReturn
 
 from tlslite.errors import TLSError, TLSLocalAlert
 
-from ..endpoints import server_settings
+from ..aio.server import AsyncTLSServer, use_uvloop
+from ..aio.streams import request_client_auth
 from ..keys import IdentityKey
-from ..server import ServerConfig, TLSServer, describe_failure, shut_down
+from ..server import ServerConfig, describe_failure, server_settings
 from ..tls import ClientAuthentication, HandshakeSettings, TLSConnection, TrustAnchors
 from ..tls.errors import PostHandshakeAuthError
 from ..tls.replay import ReplayStore
@@ -34,6 +36,7 @@ from .store import AddResult, ReadingStore
 
 log = logging.getLogger("ibepsk.iot.gateway")
 
+_READ_BYTES = 65536
 #: A session ticket lets a device reconnect without a pairing or a signature for this long.
 DEFAULT_TICKET_LIFETIME = 24 * 3600
 
@@ -121,14 +124,22 @@ def gateway_settings(config: GatewayConfig) -> HandshakeSettings:
 
 
 class Gateway:
-    """Serves many devices at once (a thread each) and stores their readings in SQLite."""
+    """Serves many devices at once on one event loop (no thread per device), storing their readings in SQLite.
+
+    The loop runs in a background thread after :meth:`start` (tests, benchmarks), or in the caller's thread
+    in :meth:`serve_forever` until Ctrl-C or SIGTERM (``KeyboardInterrupt``), after which :meth:`close` drains.
+    """
 
     def __init__(self, config: GatewayConfig, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = config
         self.store = ReadingStore(config.database)
         self.stats = GatewayStats()
         server_config = ServerConfig(gateway_settings(config), timeout=config.timeout)
-        self.server = TLSServer(server_config, self.serve_device, host, port)
+        self.server = AsyncTLSServer(server_config, self.serve_device)
+        use_uvloop()
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self.server.start(host, port))  # bound now: ``address`` works at once
+        self._thread: threading.Thread | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -136,17 +147,23 @@ class Gateway:
 
     def start(self) -> Gateway:
         """Serve in a background thread."""
-        self.server.start()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ibepsk-gateway", daemon=True)
+        self._thread.start()
         return self
 
     def serve_forever(self) -> None:
-        self.server.serve_forever()
+        self._loop.run_forever()
 
     def close(self) -> str:
         """Stop serving, let devices in the middle of a delivery finish, close the database; how that went."""
-        outcome = shut_down(self.server)
-        if not self.server.in_progress:  # a thread that outlived its cut connection would find it closed
-            self.store.close()
+        if self._thread is not None:
+            outcome = asyncio.run_coroutine_threadsafe(self.server.shut_down(), self._loop).result()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+        else:
+            outcome = self._loop.run_until_complete(self.server.shut_down())
+        self._loop.close()
+        self.store.close()
         return outcome
 
     def __enter__(self) -> Gateway:
@@ -157,34 +174,42 @@ class Gateway:
 
     # --- one device connection ----------------------------------------------------------
 
-    def serve_device(self, conn: TLSConnection) -> None:
+    async def serve_device(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
         """The application behind the TLS server."""
         with counted_outcome(self.stats):
-            self._serve(conn)
+            await self._serve(reader, writer, timeout)
 
-    def _serve(self, conn: TLSConnection) -> None:
-        auth = self._authenticate(conn)
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
+        conn: TLSConnection = writer.get_extra_info("tls")
+        auth = await self._authenticate(writer, conn, timeout)
         try:
             device = device_name(auth.certificate)
         except ValueError as exc:
-            _refuse(conn, str(exc))
+            _refuse(writer.write, str(exc))
         self.stats.count_authenticated(auth.method)
-        exchange_readings(conn, device, self.store, self.stats)
+        readings = Readings(device, self.store, self.stats)
+        answer(readings, conn.early_data, writer.write, early=True)
+        while data := await asyncio.wait_for(reader.read(_READ_BYTES), timeout):
+            answer(readings, data, writer.write, early=False)
+            await writer.drain()
         log.info("%s (%s) done", device, auth.method)
 
-    def _authenticate(self, conn: TLSConnection) -> ClientAuthentication:
+    @staticmethod
+    async def _authenticate(writer: asyncio.StreamWriter, conn: TLSConnection, timeout: float) -> ClientAuthentication:
         """The device's identity: restored from its ticket, or proved now with its certificate."""
         if conn.client_auth is not None:
             return conn.client_auth
         if not conn.post_handshake_auth_offered:
-            _refuse(conn, "devices must authenticate: offer post_handshake_auth and answer with a device certificate")
-        conn.request_client_auth(required=True)
+            _refuse(
+                writer.write,
+                "devices must authenticate: offer post_handshake_auth and answer with a device certificate",
+            )
         try:
-            auth = conn.wait_for_client_auth()
+            auth = await asyncio.wait_for(request_client_auth(writer, required=True), timeout)
         except TLSLocalAlert as exc:  # the alert (unknown_ca, certificate_required, ...) has reached the device
             raise DeviceRefusedError(describe_failure(exc)) from exc
         if auth is None:
-            _refuse(conn, "the device declined to authenticate")
+            _refuse(writer.write, "the device declined to authenticate")
         return auth
 
 
@@ -204,39 +229,59 @@ def counted_outcome(stats: GatewayStats) -> Iterator[None]:
         log.exception("gateway error")
 
 
+class Readings:
+    """The readings protocol of one authenticated device, without I/O: bytes in, the acknowledgement out.
+
+    A bad line, or a reading of another device, raises :class:`DeviceRefusedError` carrying the error line
+    for the device.
+    """
+
+    def __init__(self, device: str, store: ReadingStore, stats: GatewayStats) -> None:
+        self.device = device
+        self._store = store
+        self._stats = stats
+        self._lines = LineBuffer()
+
+    def take(self, data: bytes, *, early: bool) -> bytes:
+        """Store the readings ``data`` completes; their acknowledgement (resends included), or b"" for none."""
+        try:
+            lines = self._lines.feed(data)
+        except ProtocolError as exc:
+            raise DeviceRefusedError(str(exc)) from exc
+        try:
+            readings = [Reading.decode(line) for line in lines]
+        except ProtocolError as exc:
+            raise DeviceRefusedError(f"bad reading: {exc}") from exc
+        if not readings:
+            return b""
+        stranger = next((r.device for r in readings if r.device != self.device), None)
+        if stranger is not None:
+            raise DeviceRefusedError(f"a reading from {stranger!r} on a connection authenticated as {self.device!r}")
+        self._stats.count_readings(self._store.add(self.device, readings, early=early), early)
+        return Ack(tuple(r.seq for r in readings)).encode()
+
+
 def exchange_readings(conn: TLSConnection, device: str, store: ReadingStore, stats: GatewayStats) -> None:
-    """Store and acknowledge the readings of an authenticated ``device``, its 0-RTT data first, until it closes."""
-    lines = LineBuffer()
-    _take(conn, device, _lines(conn, lines, conn.early_data), store, stats, early=True)
+    """Store and acknowledge the readings of an authenticated ``device``, its 0-RTT data first, until it closes
+    (blocking I/O: the mutual-TLS baseline of ``ibepsk bench iot``)."""
+    readings = Readings(device, store, stats)
+    answer(readings, conn.early_data, conn.write, early=True)
     while data := conn.read():
-        _take(conn, device, _lines(conn, lines, data), store, stats, early=False)
+        answer(readings, data, conn.write, early=False)
 
 
-def _take(
-    conn: TLSConnection, device: str, lines: list[bytes], store: ReadingStore, stats: GatewayStats, *, early: bool
-) -> None:
-    """Store the readings of these lines, then acknowledge them all (resends included)."""
-    if not lines:
-        return
+def answer(readings: Readings, data: bytes, write: Callable[[bytes], object], *, early: bool) -> None:
+    """Take ``data`` and write the acknowledgement, or the error line that refuses the device."""
     try:
-        readings = [Reading.decode(line) for line in lines]
-    except ProtocolError as exc:
-        _refuse(conn, f"bad reading: {exc}")
-    stranger = next((r.device for r in readings if r.device != device), None)
-    if stranger is not None:
-        _refuse(conn, f"a reading from {stranger!r} on a connection authenticated as {device!r}")
-    stats.count_readings(store.add(device, readings, early=early), early)
-    conn.write(Ack(tuple(r.seq for r in readings)).encode())
+        ack = readings.take(data, early=early)
+    except DeviceRefusedError as refusal:
+        _refuse(write, str(refusal))
+    if ack:
+        write(ack)
 
 
-def _lines(conn: TLSConnection, buffer: LineBuffer, data: bytes) -> list[bytes]:
-    try:
-        return buffer.feed(data)
-    except ProtocolError as exc:
-        _refuse(conn, str(exc))
-
-
-def _refuse(conn: TLSConnection, reason: str) -> NoReturn:
+def _refuse(write: Callable[[bytes], object], reason: str) -> NoReturn:
+    """Tell the device why (an error line), and end its connection."""
     with contextlib.suppress(TLSError, OSError):  # the device may be gone already
-        conn.write(GatewayError(reason).encode())
+        write(GatewayError(reason).encode())
     raise DeviceRefusedError(reason)

@@ -1,0 +1,1 @@
+"""ibepsk on asyncio: TLS streams (:mod:`ibepsk.asyncio`) and the server behind ``ibepsk serve``."""

@@ -1,0 +1,177 @@
+"""``ibepsk serve`` on an event loop: trickling clients, worker processes, and a ticket key shared by a fleet."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ibepsk import HandshakeMode, HandshakeSettings, keys
+from ibepsk.client import ClientConfig, connect
+from ibepsk.keys import TAMasterKey
+
+from test_cli_ta import assert_one_line_error, ibepsk
+from tls_support import ListeningProcess
+
+TRICKLERS = 200
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, ta: TAMasterKey) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("serve")
+    paths = {"public": directory / "public.pem", "localhost": directory / "localhost.key"}
+    keys.write_key_file(paths["public"], ta.public)
+    keys.write_key_file(paths["localhost"], ta.extract("localhost"))
+    for name, size in (("ticket", 32), ("other-ticket", 48)):
+        paths[name] = directory / f"{name}.key"
+        paths[name].write_bytes(os.urandom(size))
+        paths[name].chmod(0o600)
+    return paths
+
+
+class Serve(ListeningProcess):
+    def __init__(self, *args: str) -> None:
+        super().__init__([sys.executable, "-m", "ibepsk.cli", "serve", "--accept", "127.0.0.1:0", *args])
+
+
+def client_config(files: dict[str, Path]) -> ClientConfig:
+    settings = HandshakeSettings()
+    settings.ibe_public_params = keys.load_public_params(files["public"])
+    return ClientConfig(settings, server_name="localhost")
+
+
+def echo(port: int, config: ClientConfig, session: object = None) -> object:
+    """One echo exchange; the client's connection (closed)."""
+    conn = connect("127.0.0.1", port, config, session=session)
+    try:
+        conn.write(b"ping")
+        assert conn.read() == b"ping"
+    finally:
+        conn.close()
+    return conn
+
+
+def threads_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^Threads:\s+(\d+)$", status, re.MULTILINE)
+    assert match
+    return int(match.group(1))
+
+
+class Tricklers:
+    """Clients that send a ClientHello's record header one byte at a time, never finishing it."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._trickle, daemon=True)
+        self._thread.start()
+
+    def _trickle(self) -> None:
+        header = b"\x16\x03\x01\x40\x00"  # a 16 KiB record is announced, and never comes
+        for byte in header * 1000:
+            for sock in self.sockets:
+                sock.send(bytes([byte]))
+            if self._stop.wait(0.05):
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for sock in self.sockets:
+            sock.close()
+
+
+@contextlib.contextmanager
+def trickling(port: int, count: int) -> Iterator[Tricklers]:
+    tricklers = Tricklers(port, count)
+    try:
+        yield tricklers
+    finally:
+        tricklers.close()
+
+
+def test_a_new_client_is_served_while_200_others_trickle_on_few_threads(files: dict[str, Path]) -> None:
+    server = Serve("--ibe-key", str(files["localhost"]))
+    try:
+        with trickling(server.port, TRICKLERS):
+            conn = echo(server.port, client_config(files))
+            threads = threads_of(server.process.pid)
+    finally:
+        log = server.stop()
+    assert conn.handshake_mode == HandshakeMode.IBE_PSK
+    assert threads <= 8, f"{threads} threads serving {TRICKLERS + 1} connections"  # not one per connection
+    assert log.count("handshake ok") == 1, log
+
+
+def test_a_ticket_from_one_server_resumes_on_another_with_the_same_ticket_key(files: dict[str, Path]) -> None:
+    config = client_config(files)
+    first = Serve("--ibe-key", str(files["localhost"]), "--ticket-key", str(files["ticket"]))
+    second = Serve("--ibe-key", str(files["localhost"]), "--ticket-key", str(files["ticket"]))
+    stranger = Serve("--ibe-key", str(files["localhost"]))
+    try:
+        session = echo(first.port, config).session  # type: ignore[attr-defined]
+        resumed = echo(second.port, config, session)
+        not_resumed = echo(stranger.port, config, session)
+    finally:
+        for server in (first, second, stranger):
+            server.stop()
+    assert resumed.handshake_mode == HandshakeMode.RESUMPTION  # type: ignore[attr-defined]
+    assert not_resumed.handshake_mode == HandshakeMode.IBE_PSK  # type: ignore[attr-defined]
+
+
+def test_rotated_ticket_keys_still_decrypt_tickets_of_the_old_key(files: dict[str, Path]) -> None:
+    config = client_config(files)
+    old = Serve("--ibe-key", str(files["localhost"]), "--ticket-key", str(files["ticket"]))
+    rotated = Serve(
+        "--ibe-key", str(files["localhost"]), "--ticket-key", str(files["other-ticket"]),
+        "--ticket-key", str(files["ticket"]),
+    )  # fmt: skip
+    try:
+        session = echo(old.port, config).session  # type: ignore[attr-defined]
+        resumed = echo(rotated.port, config, session)
+    finally:
+        old.stop()
+        rotated.stop()
+    assert resumed.handshake_mode == HandshakeMode.RESUMPTION  # type: ignore[attr-defined]
+
+
+def test_two_workers_serve_and_stop_together(files: dict[str, Path]) -> None:
+    server = Serve("--ibe-key", str(files["localhost"]), "--workers", "2")
+    config = client_config(files)
+    try:
+        session = echo(server.port, config).session  # type: ignore[attr-defined]
+        modes = {echo(server.port, config, session).handshake_mode for _ in range(10)}  # type: ignore[attr-defined]
+    finally:
+        log = server.stop()
+    assert server.process.returncode == 0, log
+    assert modes == {HandshakeMode.RESUMPTION}  # whichever worker took it: they share the ticket key
+    assert log.count(": all connections finished)") == 2, log
+
+
+def test_workers_with_a_memory_strike_register_are_refused(files: dict[str, Path]) -> None:
+    result = ibepsk(
+        "serve", "--accept", "127.0.0.1:0", "--ibe-key", str(files["localhost"]), "--workers", "2",
+        "--max-early-data", "1024",
+    )  # fmt: skip
+    assert_one_line_error(result, "--replay-store redis://")
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "fragment"), [(32, 0o644, "readable by others"), (16, 0o600, "at least 32 bytes")]
+)
+def test_a_bad_ticket_key_file_is_refused(
+    files: dict[str, Path], tmp_path: Path, size: int, mode: int, fragment: str
+) -> None:
+    path = tmp_path / "ticket.key"
+    path.write_bytes(os.urandom(size))
+    path.chmod(mode)
+    result = ibepsk("serve", "--accept", "127.0.0.1:0", "--ibe-key", str(files["localhost"]), "--ticket-key", str(path))
+    assert_one_line_error(result, fragment)
