@@ -7,10 +7,12 @@ import threading
 import weakref
 from typing import Any
 
+import tlslite.handshakesettings
 from tlslite.handshakesettings import HandshakeSettings as _TlsliteSettings
 
 from ..epochs import EpochPeriod
 from ..keys import TAPublicParams
+from ._crypto.mlkem import GROUP_NAMES as HYBRID_GROUP_NAMES
 from .certs import TrustAnchors
 from .early_data import MAX_RECORD_PLAINTEXT, EarlyDataHandler
 from .psk import IbeKeyring
@@ -82,12 +84,17 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         against; needed for ``conn.request_client_auth()``.
 
     Unlike tlslite-ng, ``psk_modes`` defaults to ``["psk_dhe_ke"]`` (forward
-    secrecy); add ``"psk_ke"`` to allow PSK-only key exchange.
+    secrecy); add ``"psk_ke"`` to allow PSK-only key exchange. The hybrid
+    post-quantum groups X25519MLKEM768 and SecP256r1MLKEM768 (on ``cryptography``, kyber-py not
+    needed) lead ``eccCurves``, and an X25519MLKEM768 share leads ``keyShares``: a server picks it
+    whenever the client sent one.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.psk_modes = ["psk_dhe_ke"]
+        self.eccCurves: list[str] = _hybrid_first(list(self.eccCurves), HYBRID_GROUP_NAMES)
+        self.keyShares: list[str] = _hybrid_first(list(self.keyShares), HYBRID_GROUP_NAMES[:1])
         self.ibe_public_params: TAPublicParams | None = None
         self.ibe_identity: str | None = None
         self.ibe_epoch: EpochPeriod | None = None
@@ -120,7 +127,7 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
 
         Like tlslite's, it leaves this object as it is and returns a checked copy.
         """
-        checked = super().validate()
+        checked = _validated_with_hybrid_groups(self, super(HandshakeSettings, _without_unknown_hybrids(self)).validate)
         if self.ibe_public_params is not None and not isinstance(self.ibe_public_params, TAPublicParams):
             raise ValueError("ibe_public_params must be an ibepsk.keys.TAPublicParams")
         if self.ibe_keyring is not None and not isinstance(self.ibe_keyring, IbeKeyring):
@@ -133,6 +140,33 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         if self.accept_early_data and self.replay_store is None:
             ours.replay_store = _default_replay_store(self)
         return ours
+
+
+def _hybrid_first(names: list[str], hybrids: tuple[str, ...]) -> list[str]:
+    return [*hybrids, *(name for name in names if name not in hybrids)]
+
+
+def _unknown_to_tlslite(name: str) -> bool:
+    """A hybrid group ibepsk implements that tlslite-ng's checks reject (it knows it only with kyber-py)."""
+    return name in HYBRID_GROUP_NAMES and name not in tlslite.handshakesettings.ALL_CURVE_NAMES
+
+
+def _without_unknown_hybrids(settings: HandshakeSettings) -> HandshakeSettings:
+    plain = copy.copy(settings)
+    plain.eccCurves = [name for name in settings.eccCurves if not _unknown_to_tlslite(name)]
+    plain.keyShares = [name for name in settings.keyShares if not _unknown_to_tlslite(name)]
+    return plain
+
+
+def _validated_with_hybrid_groups(settings: HandshakeSettings, validate: Any) -> Any:
+    """tlslite-ng's checks, run without the hybrid groups it cannot name; the checked copy gets them back."""
+    checked = validate()
+    non_advertised = [name for name in settings.keyShares if name not in settings.eccCurves]
+    if any(_unknown_to_tlslite(name) for name in non_advertised):
+        raise ValueError(f"Key shares for not enabled groups specified: {non_advertised}")
+    checked.eccCurves = list(settings.eccCurves)
+    checked.keyShares = list(settings.keyShares)
+    return checked
 
 
 def _default_replay_store(settings: HandshakeSettings) -> ReplayStore:
