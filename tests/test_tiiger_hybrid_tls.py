@@ -156,7 +156,9 @@ def hybrid_config(ta: TAMasterKey, lattice_public: LatticeTAPublicParams, **fiel
 def test_client_sends_marker_3_with_x25519mlkem768_alone(
     ta: TAMasterKey, lattice_public: LatticeTAPublicParams
 ) -> None:
-    hello = capture_client_hello(hybrid_config(ta, lattice_public).settings, "localhost").hello
+    settings = hybrid_config(ta, lattice_public).settings
+    hello = capture_client_hello(settings, "localhost").hello
+    assert settings.eccCurves == HandshakeSettings().eccCurves, "the caller's settings stay as they were"
     (identity,) = psk_extension(hello).identities
     assert (identity.obfuscated_ticket_age, len(identity.identity)) == (3, 4161)
     assert hello.getExtension(ExtensionType.supported_groups).groups == [GroupName.x25519mlkem768]
