@@ -602,6 +602,19 @@ def build_parser() -> Parser:
     return parser
 
 
+def _add_ibe_scheme_option(parser: argparse.ArgumentParser, hybrid_does: str) -> None:
+    parser.add_argument(
+        "--ibe-scheme",
+        choices=("bf", "tiiger-hybrid"),
+        default="bf",
+        help=(
+            f"bf (default): Boneh-Franklin IBE-PSKs; tiiger-hybrid: {hybrid_does}. Its secrecy is classical, "
+            "not post-quantum: TiigerTLS's lattice half hides nothing, so the PSK is only as secret as the "
+            "Boneh-Franklin half. For interop with TiigerTLS"
+        ),
+    )
+
+
 def _add_serve_command(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--accept", default="127.0.0.1:4433", metavar="HOST:PORT", help="listen address")
     serve.add_argument(
@@ -614,6 +627,15 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
         help="identity for clients whose SNI names none of the keys (default: the first --ibe-key's)",
     )
     serve.add_argument("--ta", metavar="FILE", help="TA public parameters: check every --ibe-key against them")
+    _add_ibe_scheme_option(serve, "also open TiigerTLS's hybrid IBE-PSKs (marker 3) with --lattice-key")
+    serve.add_argument(
+        "--lattice-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="TiigerTLS lattice identity key, for an identity that also has an --ibe-key (repeatable)",
+    )
+    serve.add_argument("--lattice-ta", metavar="FILE", help="the lattice TA's public parameters (of --lattice-key)")
     serve.add_argument("--cert", metavar="FILE", help="certificate chain (PEM) for certificate handshakes")
     serve.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
     serve.add_argument("--www", action="store_true", help="answer each request with a page describing the connection")
@@ -696,6 +718,8 @@ def _add_external_psk_options(parser: argparse.ArgumentParser) -> None:
 def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     connect.add_argument("target", metavar="HOST:PORT", help="the server (HOST defaults to 127.0.0.1)")
     connect.add_argument("--ta", metavar="FILE", help="TA public parameters: offer an IBE-PSK")
+    _add_ibe_scheme_option(connect, "offer TiigerTLS's hybrid IBE-PSK (marker 3) to --ta and --lattice-ta")
+    connect.add_argument("--lattice-ta", metavar="FILE", help="the lattice TA's public parameters (tiiger-hybrid)")
     connect.add_argument(
         "--identity", type=_identity, help="server identity to encapsulate to (default: --servername or HOST)"
     )

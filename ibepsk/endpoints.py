@@ -31,8 +31,9 @@ from .server import (
 )
 from .tls import HandshakeMode, HandshakeSettings, KeySigner, TLSConnection, TrustAnchors
 from .tls.certs import ClientCertProfile, ServerCertificateChecker, load_tlslite_chain
+from .tls.connection import TIIGER_HYBRID
 from .tls.driving import run_to_completion
-from .tls.psk import sni_host_name
+from .tls.psk import IbeKeyring, sni_host_name
 from .tls.replay import MemoryReplayStore, ReplayStoreError, open_replay_store
 from .tls.settings import DEFAULT_REPLAY_WINDOW_SECONDS
 from .tls.versions import TLS_1_3
@@ -89,6 +90,10 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
         )
     except (ValueError, ReplayStoreError) as exc:
         raise EndpointError(str(exc)) from None
+    if settings.ibe_keyring is not None and args.ibe_scheme == TIIGER_HYBRID:
+        settings.ibe_keyring = _tiiger_hybrid_keyring(args, identity_keys)
+    elif args.lattice_key or args.lattice_ta:
+        raise EndpointError("--lattice-key/--lattice-ta go with --ibe-scheme tiiger-hybrid")
     if args.ca:
         profile = ClientCertProfile(args.client_cert_profile)
         settings.client_auth_anchors = TrustAnchors.from_pem_file(args.ca, client_profile=profile)
@@ -107,6 +112,30 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
         config.verify_client = True
         settings.minVersion = TLS_1_3  # the client's chain is validated in TLS 1.3 handshakes only
     return config
+
+
+def _set_client_ibe_scheme(args: argparse.Namespace, settings: HandshakeSettings) -> None:
+    if args.ibe_scheme == TIIGER_HYBRID:
+        if not args.ta or not args.lattice_ta:
+            raise EndpointError("--ibe-scheme tiiger-hybrid needs --ta and --lattice-ta")
+        settings.ibe_scheme = TIIGER_HYBRID
+        settings.ibe_lattice_public_params = keys.load_lattice_public_params(args.lattice_ta)
+    elif args.lattice_ta:
+        raise EndpointError("--lattice-ta goes with --ibe-scheme tiiger-hybrid")
+
+
+def _tiiger_hybrid_keyring(args: argparse.Namespace, identity_keys: list[keys.IdentityKey]) -> IbeKeyring:
+    """The --ibe-key keys with TiigerTLS lattice keys next to them: the keyring also opens marker 3."""
+    if not args.lattice_ta or not args.lattice_key:
+        raise EndpointError("--ibe-scheme tiiger-hybrid needs --lattice-ta and --lattice-key (and --ibe-key)")
+    lattice_public = keys.load_lattice_public_params(args.lattice_ta)
+    lattice_keys = [keys.load_lattice_identity_key(path, lattice_public) for path in args.lattice_key]
+    return IbeKeyring(
+        identity_keys,
+        default=args.default_identity,
+        tiiger_lattice_keys=lattice_keys,
+        tiiger_lattice_public=lattice_public,
+    )
 
 
 def _check_verify_client(args: argparse.Namespace) -> None:
@@ -220,6 +249,7 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
         settings.ibe_epoch = EpochPeriod(args.epoch) if args.epoch else None
         if not settings.ibe_identity:
             raise EndpointError(f"{host} is an address: say which identity to encapsulate to with --identity")
+    _set_client_ibe_scheme(args, settings)
     settings.pskConfigs = external_psks(args)
     if args.psk_ke:
         settings.psk_modes = PSK_MODES_WITH_PSK_KE

@@ -6,7 +6,8 @@ signs in pure Python. ibepsk connections (through :mod:`ibepsk.tls.seam`) use
 
 - AES-GCM, AES-CCM(_8) and ChaCha20-Poly1305 records (``getCipherImplementation()``
   reports ``"cryptography"``),
-- X25519, X448, secp256r1, secp384r1 and secp521r1 key exchange,
+- X25519, X448, secp256r1, secp384r1 and secp521r1 key exchange, and the hybrid
+  X25519MLKEM768 and SecP256r1MLKEM768 (which tlslite-ng runs on the optional pure-Python kyber-py),
 - RSA (PKCS#1 v1.5, RSASSA-PSS), ECDSA (P-256/384/521) and Ed25519/Ed448
   signatures with the local key and verification with the peer's certificate key,
 - session tickets, sealed and opened with the same AEADs (:func:`with_cryptography_aeads`).
@@ -29,8 +30,8 @@ from tlslite.messages import Certificate
 from tlslite.recordlayer import RecordLayer
 from tlslite.utils import cipherfactory
 
+from ._crypto import ecdh, mlkem
 from ._crypto.aead import create_aes_ccm, create_aes_ccm_8, create_aes_gcm, create_chacha20_poly1305
-from ._crypto.ecdh import key_exchange_for
 from ._crypto.keys import accelerate_key
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "accelerate_tlslite",
     "accelerated_cipher_settings",
     "accelerated_key_exchange",
+    "cryptography_key_exchange",
     "restore_tlslite",
     "tlslite_accelerated",
     "with_cryptography_aeads",
@@ -67,9 +69,14 @@ def accelerated_cipher_settings(cipher_suite: int) -> tuple[int, int, Any]:
     return key_length, iv_length, _AEAD_FACTORIES.get(factory, factory)
 
 
+def cryptography_key_exchange(group: int, version: tuple[int, int]) -> Any:
+    """A cryptography-backed key exchange object for ``group``, or None for groups left to tlslite-ng."""
+    return ecdh.key_exchange_for(group, version) or mlkem.key_exchange_for(group, version)
+
+
 def accelerated_key_exchange(group: int, version: tuple[int, int]) -> Any:
     """tlslite-ng's key exchange object for a group, on cryptography for the groups it implements."""
-    return key_exchange_for(group, version) or _stock_key_exchange(group, version)
+    return cryptography_key_exchange(group, version) or _stock_key_exchange(group, version)
 
 
 def with_cryptography_aeads(function: F) -> F:

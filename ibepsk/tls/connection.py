@@ -29,10 +29,12 @@ from .psk import (
     IBE_PSK_HASH,
     IbeKeyring,
     IbePskOffer,
+    IbeScheme,
     OpenedIbePsk,
     check_certificate_handshake_possible,
     client_identity,
     first_ibe_identity,
+    ibe_scheme_of,
     make_offer,
     psk_mode_allowed,
     trim_to_ibe_psk_only,
@@ -41,7 +43,11 @@ from .psk import (
 from .versions import TLS_1_3
 
 if TYPE_CHECKING:
+    from ..keys import LatticeTAPublicParams
     from .settings import HandshakeSettings
+
+#: ``settings.ibe_scheme`` for TiigerTLS's hybrid IBE-PSK (marker 3): classical secrecy, see ibepsk.tls.psk.
+TIIGER_HYBRID = "tiiger-hybrid"
 
 #: The message of the exception tlslite-ng's ``HandshakeHelpers.verify_binder`` raises for a wrong binder.
 _TLSLITE_BAD_BINDER = "Binder does not verify"
@@ -115,6 +121,11 @@ def _psk_mode(
     return HandshakeMode.RESUMPTION, None, key_exchange
 
 
+def tiiger_hybrid_lattice(settings: HandshakeSettings) -> LatticeTAPublicParams | None:
+    """The lattice TA a client encapsulates to as well, for ``ibe_scheme = "tiiger-hybrid"`` (else None)."""
+    return settings.ibe_lattice_public_params if settings.ibe_scheme == TIIGER_HYBRID else None
+
+
 def newest_ticket_first(session: Any) -> Any:
     """The session to resume with, its newest ticket first (tlslite offers the first one): only a ticket issued
     after post-handshake authentication lets the server remember the client. The caller's session is left as is."""
@@ -132,7 +143,7 @@ def prefer_ibe_psk_suites(settings: HandshakeSettings, client_hello: Any, cipher
     if (
         settings.ibe_keyring
         and psks
-        and first_ibe_identity(psks.identities) is not None
+        and first_ibe_identity(psks.identities, settings.ibe_keyring.schemes) is not None
         and not external_indexes(settings, client_hello)
     ):
         sha256_suites = CipherSuite.filter_for_prfs(cipher_suites, [IBE_PSK_HASH])
@@ -182,7 +193,9 @@ class IbePsk:
             base = settings.ibe_identity or server_name
             assert base is not None  # _ibe_start_client refused a handshake without either
             identity = client_identity(base, settings.ibe_epoch)
-            offer = make_offer(public, identity)
+            offer = make_offer(public, identity, tiiger_hybrid_lattice(settings))
+            if offer.marker == IbeScheme.HYBRID:  # as TiigerTLS's POST_QUANTUM client: X25519MLKEM768 alone
+                settings.eccCurves, settings.keyShares, settings.dhGroups = ["x25519mlkem768"], ["x25519mlkem768"], []
             settings.pskConfigs = [offer.psk_config(), *settings.pskConfigs]
             self._ibe_offer = offer
             self._ibe_binder_context = (settings, session)
@@ -204,7 +217,7 @@ class IbePsk:
         extension = client_hello.getExtension(ExtensionType.pre_shared_key)
         for identity in extension.identities:
             if identity.identity == self._ibe_offer.ciphertext:
-                identity.obfuscated_ticket_age = 1
+                identity.obfuscated_ticket_age = self._ibe_offer.marker
         HandshakeHelpers.update_binders(
             client_hello,
             self._handshake_hash,
@@ -251,7 +264,7 @@ class IbePsk:
                 raise AlertHandshakeFailure("this server needs a PSK")
             return
         suite_hash = _suite_hash(cipher_suite)
-        index = first_ibe_identity(psks.identities) if suite_hash == IBE_PSK_HASH else None
+        index = first_ibe_identity(psks.identities, keyring.schemes) if suite_hash == IBE_PSK_HASH else None
         # tlslite takes the first ticket or external PSK usable in this suite: if one comes before the
         # IBE-PSK, or there is no usable IBE-PSK (slice [:None]: all of them), no pairing is spent.
         if self._some_identity_resolves(settings, psks.identities[:index], suite_hash):
@@ -265,10 +278,13 @@ class IbePsk:
         self, settings: Any, keyring: IbeKeyring, client_hello: Any, index: int, has_certificate: bool
     ) -> None:
         psks = client_hello.getExtension(ExtensionType.pre_shared_key)
-        ciphertext = psks.identities[index].identity
+        offered = psks.identities[index]
+        ciphertext = offered.identity
         server_name = bytes(client_hello.server_name).decode("ascii", "replace") or None
+        scheme = ibe_scheme_of(offered)
+        assert scheme is not None  # first_ibe_identity found it by its marker
         try:
-            identity, psk = keyring.open(server_name, ciphertext)
+            identity, psk = keyring.open(server_name, ciphertext, scheme)
         except IbeDecapsulationError:
             # RFC 8446 §4.2.11: an unusable PSK falls back to a full handshake if possible.
             if not has_certificate:

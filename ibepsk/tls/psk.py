@@ -4,6 +4,12 @@ The client sends the 161-byte Boneh–Franklin ciphertext as a TLS 1.3 PSK
 identity with ``obfuscated_ticket_age = 1`` (TiigerTLS's marker for this
 scheme) and an external-PSK binder over the encapsulated 32-byte secret with
 SHA-256. The server opens at most one such identity per ClientHello.
+
+TiigerTLS's POST_QUANTUM client sends marker 3 instead: its lattice ciphertext
+(4,000 bytes) and a BF ciphertext (161) as one identity, with a 64-byte PSK
+(lattice key ‖ BF PSK). Its lattice half hides nothing (spec §8), so that PSK is
+exactly as secret as the BF half: **classical**. Marker 2 (the lattice half
+alone) hides nothing at all: a server opens it only when told it is insecure.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from tlslite.constants import (
     TLS_1_3_FORBIDDEN_GROUPS,
@@ -29,7 +35,9 @@ from tlslite.utils.dns_utils import is_valid_hostname
 
 from ..epochs import EpochError, EpochPeriod, current_identity, epoch_identity, parse_identity
 from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
-from ..keys import IdentityKey, TAPublicParams, validate_identity
+from ..ibe.hybrid import TIIGER_HYBRID_IDENTITY_BYTES, tiiger_hybrid_decapsulate, tiiger_hybrid_encapsulate
+from ..ibe.lattice import TIIGER_CIPHERTEXT_BYTES, TiigerLatticeDecapsulator, TiigerLatticeEncapsulator
+from ..keys import IdentityKey, LatticeIdentityKey, LatticeTAPublicParams, TAPublicParams, validate_identity
 from .alerts import AlertDecodeError, AlertMissingExtension
 from .versions import TLS_1_2, TLS_1_3
 
@@ -47,19 +55,34 @@ class IbeScheme(IntEnum):
     HYBRID = 3
 
 
+#: The identity length that goes with each marker (spec §9: a robust server checks both).
+_IDENTITY_BYTES = {
+    IbeScheme.BONEH_FRANKLIN: CIPHERTEXT_BYTES,
+    IbeScheme.LATTICE: TIIGER_CIPHERTEXT_BYTES,
+    IbeScheme.HYBRID: TIIGER_HYBRID_IDENTITY_BYTES,
+}
+BF_ONLY = frozenset({IbeScheme.BONEH_FRANKLIN})
+
+
 class PskIdentityLike(Protocol):
     identity: bytearray
     obfuscated_ticket_age: int
 
 
-def is_ibe_identity(identity: PskIdentityLike) -> bool:
-    """True for an identity that claims to be a Boneh–Franklin IBE ciphertext."""
-    return identity.obfuscated_ticket_age == IbeScheme.BONEH_FRANKLIN and len(identity.identity) == CIPHERTEXT_BYTES
+def ibe_scheme_of(identity: PskIdentityLike) -> IbeScheme | None:
+    """The scheme an identity claims by its marker and length, or None when it claims none."""
+    age, length = identity.obfuscated_ticket_age, len(identity.identity)
+    return next((scheme for scheme, size in _IDENTITY_BYTES.items() if age == scheme and length == size), None)
 
 
-def first_ibe_identity(identities: Sequence[PskIdentityLike]) -> int | None:
-    """Index of the one identity a server will open: the first that carries the marker."""
-    return next((index for index, ident in enumerate(identities) if is_ibe_identity(ident)), None)
+def is_ibe_identity(identity: PskIdentityLike, schemes: frozenset[IbeScheme] = BF_ONLY) -> bool:
+    """True for an identity that claims to be an IBE ciphertext of one of ``schemes``."""
+    return ibe_scheme_of(identity) in schemes
+
+
+def first_ibe_identity(identities: Sequence[PskIdentityLike], schemes: frozenset[IbeScheme] = BF_ONLY) -> int | None:
+    """Index of the one identity a server will open: the first that carries the marker of a scheme it opens."""
+    return next((index for index, ident in enumerate(identities) if is_ibe_identity(ident, schemes)), None)
 
 
 def check_psk_entries(client_hello: ClientHello) -> None:
@@ -173,6 +196,7 @@ class IbePskOffer:
     identity: str
     ciphertext: bytearray
     psk: bytearray = field(repr=False)
+    marker: IbeScheme = IbeScheme.BONEH_FRANKLIN
 
     def psk_config(self) -> tuple[bytearray, bytearray, str]:
         """The entry tlslite-ng's ``pskConfigs`` expects."""
@@ -190,21 +214,24 @@ class OpenedIbePsk:
 
 
 class _EncapsulatorCache:
-    """Keeps one Encapsulator per (TA, server name): H1 and the pairing base are reused."""
+    """Keeps one encapsulator per (TA, server name): H1 and the pairing base (BF), H_ID(ID) (lattice) are reused."""
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[str, str], Encapsulator] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, public: TAPublicParams, identity: str) -> Encapsulator:
+    def get(self, public: TAPublicParams | LatticeTAPublicParams, identity: str) -> Any:
         key = (public.fingerprint, identity)
         with self._lock:
             encapsulator = self._items.get(key)
             if encapsulator is not None:
                 self._items.move_to_end(key)
                 return encapsulator
-        encapsulator = Encapsulator(identity, public.public_key)
+        if isinstance(public, TAPublicParams):
+            encapsulator = Encapsulator(identity, public.public_key)
+        else:
+            encapsulator = TiigerLatticeEncapsulator(identity, public.h)
         with self._lock:
             self._items[key] = encapsulator
             while len(self._items) > self._size:
@@ -234,10 +261,19 @@ def sni_host_name(name: str) -> str | None:
     return host if is_valid_hostname(host) else None
 
 
-def make_offer(public: TAPublicParams, identity: str) -> IbePskOffer:
-    """A fresh encapsulation to ``identity``: never reuse one across connections."""
-    encapsulation = _encapsulators.get(public, identity).encapsulate()
-    return IbePskOffer(identity, bytearray(encapsulation.ciphertext), bytearray(encapsulation.psk))
+def make_offer(
+    public: TAPublicParams, identity: str, tiiger_lattice: LatticeTAPublicParams | None = None
+) -> IbePskOffer:
+    """A fresh encapsulation to ``identity``: never reuse one across connections.
+
+    With ``tiiger_lattice``, TiigerTLS's hybrid (marker 3, 64-byte PSK), whose secrecy is the BF half's alone.
+    """
+    bf = _encapsulators.get(public, identity)
+    if tiiger_lattice is None:
+        encapsulation = bf.encapsulate()
+        return IbePskOffer(identity, bytearray(encapsulation.ciphertext), bytearray(encapsulation.psk))
+    encapsulation = tiiger_hybrid_encapsulate(_encapsulators.get(tiiger_lattice, identity), bf)
+    return IbePskOffer(identity, bytearray(encapsulation.ciphertext), bytearray(encapsulation.psk), IbeScheme.HYBRID)
 
 
 def _utc_now() -> datetime:
@@ -255,6 +291,14 @@ class IbeKeyring:
 
     ``decapsulations`` counts pairings spent, so an operator (and the tests)
     can see what a ClientHello costs.
+
+    With ``tiiger_lattice_keys`` (TiigerTLS lattice identity keys, for
+    identities that also have a BF key here) and their TA's
+    ``tiiger_lattice_public``, the keyring also opens TiigerTLS's hybrid
+    identities (marker 3) to those identities. Their PSK is only as secret as
+    the BF half: classical. ``allow_insecure_tiiger_lattice_only`` also opens
+    marker 2, the lattice half alone, which hides nothing: anyone who sees
+    the ClientHello computes its PSK. Leave it off outside interop tests.
     """
 
     def __init__(
@@ -265,6 +309,9 @@ class IbeKeyring:
         *,
         epoch_skew: timedelta = DEFAULT_EPOCH_SKEW,
         clock: Callable[[], datetime] = _utc_now,
+        tiiger_lattice_keys: Iterable[LatticeIdentityKey] = (),
+        tiiger_lattice_public: LatticeTAPublicParams | None = None,
+        allow_insecure_tiiger_lattice_only: bool = False,
     ) -> None:
         self._keys: dict[str, Decapsulator] = {}
         self._epochs: dict[str, EpochPeriod] = {}
@@ -282,8 +329,33 @@ class IbeKeyring:
             raise ValueError(f"default identity {self.default!r} has no key in this keyring")
         self.epoch_skew = epoch_skew
         self._clock = clock
+        self._lattice = self._lattice_decapsulators(tiiger_lattice_keys, tiiger_lattice_public)
+        self.allow_insecure_tiiger_lattice_only = allow_insecure_tiiger_lattice_only
         self._count_lock = threading.Lock()
         self.decapsulations = 0
+
+    def _lattice_decapsulators(
+        self, keys: Iterable[LatticeIdentityKey], public: LatticeTAPublicParams | None
+    ) -> dict[str, TiigerLatticeDecapsulator]:
+        decapsulators = {}
+        for key in keys:
+            if public is None:
+                raise ValueError("TiigerTLS lattice keys need their TA's public parameters (tiiger_lattice_public)")
+            if key.identity not in self._keys:
+                raise ValueError(f"lattice key for {key.identity!r} has no BF key in this keyring: marker 3 needs both")
+            key.verify(public)
+            decapsulators[key.identity] = TiigerLatticeDecapsulator(key.identity, key.key, public.h)
+        return decapsulators
+
+    @property
+    def schemes(self) -> frozenset[IbeScheme]:
+        """The markers this keyring opens: BF always; TiigerTLS's hybrid with lattice keys; marker 2 only if allowed."""
+        schemes = set(BF_ONLY)
+        if self._lattice:
+            schemes.add(IbeScheme.HYBRID)
+            if self.allow_insecure_tiiger_lattice_only:
+                schemes.add(IbeScheme.LATTICE)
+        return frozenset(schemes)
 
     def _note_epoch(self, identity: str) -> None:
         try:
@@ -322,13 +394,27 @@ class IbeKeyring:
             likely.append(current.shifted(1))
         return [str(epoch) for epoch in likely if str(epoch) in self._keys]
 
-    def open(self, server_name: str | None, ciphertext: bytes) -> tuple[str, bytearray]:
+    def open(
+        self, server_name: str | None, ciphertext: bytes, scheme: IbeScheme = IbeScheme.BONEH_FRANKLIN
+    ) -> tuple[str, bytearray]:
         """Decapsulate under the key(s) chosen by SNI; raises IbeDecapsulationError."""
+        if scheme not in self.schemes:
+            raise IbeDecapsulationError(f"this keyring does not open {scheme.name} identities")
         for identity in self.candidates(server_name):
             with self._count_lock:
                 self.decapsulations += 1
             try:
-                return identity, bytearray(self._keys[identity].decapsulate(bytes(ciphertext)))
+                return identity, bytearray(self._decapsulate(identity, scheme, bytes(ciphertext)))
             except IbeDecapsulationError:
                 continue
         raise IbeDecapsulationError("the ciphertext opens under none of the keys for this name")
+
+    def _decapsulate(self, identity: str, scheme: IbeScheme, ciphertext: bytes) -> bytes:
+        if scheme == IbeScheme.BONEH_FRANKLIN:
+            return self._keys[identity].decapsulate(ciphertext)
+        lattice = self._lattice.get(identity)
+        if lattice is None:
+            raise IbeDecapsulationError(f"no TiigerTLS lattice key for {identity!r}")
+        if scheme == IbeScheme.LATTICE:
+            return lattice.decapsulate(ciphertext)
+        return tiiger_hybrid_decapsulate(lattice, self._keys[identity], ciphertext)

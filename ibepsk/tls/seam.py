@@ -28,13 +28,14 @@ from tlslite.constants import AlertDescription, AlertLevel, ExtensionType
 from tlslite.messages import Alert, ClientHello
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 
-from ._crypto.ecdh import key_exchange_for
+from ._crypto import mlkem
 from ._crypto.kdf import ticket_key_and_iv
 from .accel import (
     AcceleratedRecordLayer,
     accelerate_cert_params,
     accelerate_key,
     accelerate_peer_certificate,
+    cryptography_key_exchange,
     with_cryptography_aeads,
 )
 from .alerts import TlsAlert
@@ -117,8 +118,12 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
 
     @classmethod
     def _getKEX(cls, group: int, version: tuple[int, int]) -> Any:
-        """Hooks tlslite's key-exchange factory: groups cryptography implements use it."""
-        exchange = key_exchange_for(group, version) if cls.accelerated else None
+        """Hooks tlslite's key-exchange factory: groups cryptography implements use it.
+
+        The hybrid ML-KEM groups always do: tlslite-ng's own needs the optional kyber-py.
+        """
+        use_cryptography = cls.accelerated or group in mlkem.GROUPS
+        exchange = cryptography_key_exchange(group, version) if use_cryptography else None
         return exchange if exchange is not None else super()._getKEX(group, version)
 
     # --- session tickets ------------------------------------------------------------

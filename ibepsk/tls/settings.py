@@ -7,10 +7,12 @@ import threading
 import weakref
 from typing import Any
 
+import tlslite.handshakesettings
 from tlslite.handshakesettings import HandshakeSettings as _TlsliteSettings
 
 from ..epochs import EpochPeriod
-from ..keys import TAPublicParams
+from ..keys import LatticeTAPublicParams, TAPublicParams
+from ._crypto.mlkem import GROUP_NAMES as HYBRID_GROUP_NAMES
 from .certs import TrustAnchors
 from .early_data import MAX_RECORD_PLAINTEXT, EarlyDataHandler
 from .psk import IbeKeyring
@@ -45,6 +47,12 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
     Client fields:
         ``ibe_public_params``: the TA's :class:`~ibepsk.keys.TAPublicParams`;
         when set, every TLS 1.3 ClientHello offers a fresh IBE-PSK.
+        ``ibe_scheme``: ``"bf"`` (default: Boneh–Franklin, marker 1) or
+        ``"tiiger-hybrid"``: TiigerTLS's hybrid IBE-PSK (marker 3) to the BF TA
+        and the TiigerTLS lattice TA in ``ibe_lattice_public_params``, offered
+        with an X25519MLKEM768 key share alone. Its PSK is only as secret as the
+        BF half (TiigerTLS's lattice half hides nothing): classical, not
+        post-quantum. It exists for interop with TiigerTLS.
         ``ibe_identity``: the identity to encapsulate to (default: the
         ``serverName`` given to the handshake).
         ``ibe_epoch``: an :class:`~ibepsk.epochs.EpochPeriod` to bind that
@@ -82,13 +90,20 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         against; needed for ``conn.request_client_auth()``.
 
     Unlike tlslite-ng, ``psk_modes`` defaults to ``["psk_dhe_ke"]`` (forward
-    secrecy); add ``"psk_ke"`` to allow PSK-only key exchange.
+    secrecy); add ``"psk_ke"`` to allow PSK-only key exchange. The hybrid
+    post-quantum groups X25519MLKEM768 and SecP256r1MLKEM768 (on ``cryptography``, kyber-py not
+    needed) lead ``eccCurves``, and an X25519MLKEM768 share leads ``keyShares``: a server picks it
+    whenever the client sent one.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.psk_modes = ["psk_dhe_ke"]
+        self.eccCurves: list[str] = _hybrid_first(list(self.eccCurves), HYBRID_GROUP_NAMES)
+        self.keyShares: list[str] = _hybrid_first(list(self.keyShares), HYBRID_GROUP_NAMES[:1])
         self.ibe_public_params: TAPublicParams | None = None
+        self.ibe_scheme = "bf"
+        self.ibe_lattice_public_params: LatticeTAPublicParams | None = None
         self.ibe_identity: str | None = None
         self.ibe_epoch: EpochPeriod | None = None
         self.ibe_lean_client_hello = True
@@ -120,9 +135,10 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
 
         Like tlslite's, it leaves this object as it is and returns a checked copy.
         """
-        checked = super().validate()
+        checked = _validated_with_hybrid_groups(self, super(HandshakeSettings, _without_unknown_hybrids(self)).validate)
         if self.ibe_public_params is not None and not isinstance(self.ibe_public_params, TAPublicParams):
             raise ValueError("ibe_public_params must be an ibepsk.keys.TAPublicParams")
+        _check_ibe_scheme(self)
         if self.ibe_keyring is not None and not isinstance(self.ibe_keyring, IbeKeyring):
             raise ValueError("ibe_keyring must be an ibepsk.tls.IbeKeyring")
         _check_client_auth_fields(self)
@@ -133,6 +149,47 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         if self.accept_early_data and self.replay_store is None:
             ours.replay_store = _default_replay_store(self)
         return ours
+
+
+#: ``ibe_scheme`` values: Boneh–Franklin (marker 1), TiigerTLS's hybrid (marker 3, classical secrecy).
+IBE_SCHEMES = ("bf", "tiiger-hybrid")
+
+
+def _check_ibe_scheme(settings: HandshakeSettings) -> None:
+    if settings.ibe_scheme not in IBE_SCHEMES:
+        raise ValueError(f"ibe_scheme must be one of {', '.join(IBE_SCHEMES)}, not {settings.ibe_scheme!r}")
+    lattice = settings.ibe_lattice_public_params
+    if lattice is not None and not isinstance(lattice, LatticeTAPublicParams):
+        raise ValueError("ibe_lattice_public_params must be an ibepsk.keys.LatticeTAPublicParams")
+    if settings.ibe_scheme == "tiiger-hybrid" and (lattice is None or settings.ibe_public_params is None):
+        raise ValueError("ibe_scheme 'tiiger-hybrid' needs ibe_public_params and ibe_lattice_public_params")
+
+
+def _hybrid_first(names: list[str], hybrids: tuple[str, ...]) -> list[str]:
+    return [*hybrids, *(name for name in names if name not in hybrids)]
+
+
+def _unknown_to_tlslite(name: str) -> bool:
+    """A hybrid group ibepsk implements that tlslite-ng's checks reject (it knows it only with kyber-py)."""
+    return name in HYBRID_GROUP_NAMES and name not in tlslite.handshakesettings.ALL_CURVE_NAMES
+
+
+def _without_unknown_hybrids(settings: HandshakeSettings) -> HandshakeSettings:
+    plain = copy.copy(settings)
+    plain.eccCurves = [name for name in settings.eccCurves if not _unknown_to_tlslite(name)]
+    plain.keyShares = [name for name in settings.keyShares if not _unknown_to_tlslite(name)]
+    return plain
+
+
+def _validated_with_hybrid_groups(settings: HandshakeSettings, validate: Any) -> Any:
+    """tlslite-ng's checks, run without the hybrid groups it cannot name; the checked copy gets them back."""
+    checked = validate()
+    non_advertised = [name for name in settings.keyShares if name not in settings.eccCurves]
+    if any(_unknown_to_tlslite(name) for name in non_advertised):
+        raise ValueError(f"Key shares for not enabled groups specified: {non_advertised}")
+    checked.eccCurves = list(settings.eccCurves)
+    checked.keyShares = list(settings.keyShares)
+    return checked
 
 
 def _default_replay_store(settings: HandshakeSettings) -> ReplayStore:
