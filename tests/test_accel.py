@@ -157,6 +157,22 @@ def pairs() -> Iterator[list[Pair]]:
         close(pair)
 
 
+def assert_group_handshake(group: str, direction: str, server: Issued, pairs: list[Pair]) -> None:
+    """A handshake whose only key exchange group is ``group`` uses it, and data flows both ways."""
+    client_cls, server_cls = classes(direction)
+    only = {"eccCurves": [group], "keyShares": [group]}
+    pair = handshake(
+        client_cls,
+        server_cls,
+        server=Credentials.of(server),
+        client_settings=settings_for(client_cls, **only),
+        server_settings=settings_for(server_cls, **only),
+    )
+    pairs.append(pair)
+    assert pair.client.ecdhCurve == pair.server.ecdhCurve == getattr(GroupName, group)
+    assert_data_both_ways(pair)
+
+
 # --- suites and groups -------------------------------------------------------------------
 
 
@@ -180,18 +196,7 @@ def test_every_aead_suite(suite: str, direction: str, p256_server: Issued, pairs
 @pytest.mark.parametrize("direction", DIRECTIONS)
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_key_exchange_group(group: str, direction: str, p256_server: Issued, pairs: list[Pair]) -> None:
-    client_cls, server_cls = classes(direction)
-    only = {"eccCurves": [group], "keyShares": [group]}
-    pair = handshake(
-        client_cls,
-        server_cls,
-        server=Credentials.of(p256_server),
-        client_settings=settings_for(client_cls, **only),
-        server_settings=settings_for(server_cls, **only),
-    )
-    pairs.append(pair)
-    assert pair.client.ecdhCurve == pair.server.ecdhCurve == getattr(GroupName, group)
-    assert_data_both_ways(pair)
+    assert_group_handshake(group, direction, p256_server, pairs)
 
 
 @pytest.mark.parametrize("group", GROUPS)

@@ -16,10 +16,9 @@ from test_accel import (
     Credentials,
     Pair,
     assert_data_both_ways,
-    classes,
+    assert_group_handshake,
     close,
     handshake,
-    settings_for,
 )
 from tlslite.constants import GroupName
 from tlslite.errors import TLSIllegalParameterException
@@ -188,15 +187,4 @@ def test_ibe_psk_handshake_with_x25519mlkem768(ta: TAMasterKey) -> None:
 @pytest.mark.parametrize("direction", ["ibepsk-client", "ibepsk-server"])
 @pytest.mark.parametrize("group", HYBRIDS)
 def test_with_stock_tlslite(group: str, direction: str, p256_server: Issued, pairs: list[Pair]) -> None:
-    client_cls, server_cls = classes(direction)
-    only = {"eccCurves": [group], "keyShares": [group]}
-    pair = handshake(
-        client_cls,
-        server_cls,
-        server=Credentials.of(p256_server),
-        client_settings=settings_for(client_cls, **only),
-        server_settings=settings_for(server_cls, **only),
-    )
-    pairs.append(pair)
-    assert pair.client.ecdhCurve == pair.server.ecdhCurve == getattr(GroupName, group)
-    assert_data_both_ways(pair)
+    assert_group_handshake(group, direction, p256_server, pairs)
