@@ -10,7 +10,8 @@ signs in pure Python. ibepsk connections (through :mod:`ibepsk.tls.seam`) use
   X25519MLKEM768 and SecP256r1MLKEM768 (which tlslite-ng runs on the optional pure-Python kyber-py),
 - RSA (PKCS#1 v1.5, RSASSA-PSS), ECDSA (P-256/384/521) and Ed25519/Ed448
   signatures with the local key and verification with the peer's certificate key,
-- session tickets, sealed and opened with the same AEADs (:func:`with_cryptography_aeads`).
+- session tickets, sealed and opened with the same AEADs, and the TLS 1.3 key schedule on one-shot
+  HMACs (:func:`on_cryptography`).
 
 Plain ``tlslite.TLSConnection`` objects are left alone unless the process
 opts in with :func:`accelerate_tlslite` (undone by :func:`restore_tlslite`).
@@ -26,12 +27,14 @@ from typing import Any, TypeVar
 import tlslite.utils.keyfactory
 import tlslite.x509
 from tlslite import TLSConnection as _TlsliteConnection  # only for the process-wide opt-in below
+from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.messages import Certificate
 from tlslite.recordlayer import RecordLayer
-from tlslite.utils import cipherfactory
+from tlslite.utils import cipherfactory, cryptomath
 
 from ._crypto import ecdh, mlkem
 from ._crypto.aead import create_aes_ccm, create_aes_ccm_8, create_aes_gcm, create_chacha20_poly1305
+from ._crypto.kdf import TLSLITE_KEY_SCHEDULE
 from ._crypto.keys import accelerate_key
 
 __all__ = [
@@ -43,9 +46,9 @@ __all__ = [
     "accelerated_cipher_settings",
     "accelerated_key_exchange",
     "cryptography_key_exchange",
+    "on_cryptography",
     "restore_tlslite",
     "tlslite_accelerated",
-    "with_cryptography_aeads",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,18 +82,11 @@ def accelerated_key_exchange(group: int, version: tuple[int, int]) -> Any:
     return cryptography_key_exchange(group, version) or _stock_key_exchange(group, version)
 
 
-def with_cryptography_aeads(function: F) -> F:
-    """tlslite-ng's own ``function``, unchanged, except that the AEAD factories it calls by name are ours.
-
-    tlslite-ng seals and opens session tickets (``_serverSendTickets``, ``_tryDecrypt``) with AEADs it
-    builds by calling ``createAESGCM`` and its siblings from the module's globals, with no per-connection
-    factory to hook. Running the same code object against a copy of those globals in which the names
-    point at the cryptography-backed factories changes only the implementation, not a byte of the
-    ticket, and leaves every other connection (and tlslite-ng's module) alone.
-    """
+def _with_globals(function: F, replacements: dict[str, Any]) -> F:
+    """``function``'s code run against a copy of its module's globals in which each name of ``replacements``
+    that the module binds to the stock object (the dict's value's ``[0]``) is bound to the replacement (``[1]``)."""
     namespace = dict(function.__globals__)
-    for stock, replacement in _AEAD_FACTORIES.items():
-        name = stock.__name__
+    for name, (stock, replacement) in replacements.items():
         if namespace.get(name) is stock:
             namespace[name] = replacement
     clone = FunctionType(function.__code__, namespace, function.__name__, function.__defaults__, function.__closure__)
@@ -99,11 +95,53 @@ def with_cryptography_aeads(function: F) -> F:
     return clone  # type: ignore[return-value]
 
 
+class KeyScheduleHandshakeHelpers(HandshakeHelpers):  # type: ignore[misc]
+    """tlslite-ng's HandshakeHelpers (binders, resumption PSKs) with their key schedule on one-shot HMACs."""
+
+
+def _replacements() -> dict[str, tuple[Any, Any]]:
+    """tlslite-ng's global name, its stock object and ours: AEAD factories, key schedule, HandshakeHelpers."""
+    replacements = {stock.__name__: (stock, ours) for stock, ours in _AEAD_FACTORIES.items()}
+    replacements |= {name: (getattr(cryptomath, name), ours) for name, ours in TLSLITE_KEY_SCHEDULE.items()}
+    replacements["HandshakeHelpers"] = (HandshakeHelpers, KeyScheduleHandshakeHelpers)
+    return replacements
+
+
+def _fill_key_schedule_helpers(replacements: dict[str, tuple[Any, Any]]) -> None:
+    for name, member in vars(HandshakeHelpers).items():
+        if isinstance(member, staticmethod):
+            clone = _with_globals(member.__func__, replacements)
+            setattr(KeyScheduleHandshakeHelpers, name, staticmethod(clone))
+
+
+_REPLACEMENTS = _replacements()
+_fill_key_schedule_helpers(_REPLACEMENTS)
+
+
+def on_cryptography(function: F) -> F:
+    """tlslite-ng's own ``function``, unchanged, except that the AEAD factories and key schedule functions it
+    calls by name are ours.
+
+    tlslite-ng seals and opens session tickets (``_serverSendTickets``, ``_tryDecrypt``) with AEADs it
+    builds by calling ``createAESGCM`` and its siblings from the module's globals, and runs the TLS 1.3 key
+    schedule (``_serverTLS13Handshake``, ``_clientTLS13Handshake``, ``RecordLayer.calcTLS1_3PendingState``,
+    the binders in ``HandshakeHelpers``) with ``secureHMAC``, ``HKDF_expand_label`` and ``derive_secret``
+    imported by name into each module, with no per-connection factory to hook. Running the same code object
+    against a copy of those globals in which the names point at the cryptography-backed factories and the
+    one-shot-HMAC key schedule (``_crypto/kdf.py``) changes only the implementation, not a byte on the wire,
+    and leaves every other connection (and tlslite-ng's modules) alone.
+    """
+    return _with_globals(function, _REPLACEMENTS)
+
+
 class AcceleratedRecordLayer(RecordLayer):  # type: ignore[misc]
     """tlslite-ng's record layer, building its AEAD ciphers on cryptography."""
 
     # Hooks RecordLayer._getCipherSettings, where every pending and key-update state gets its cipher factory.
     _getCipherSettings = staticmethod(accelerated_cipher_settings)
+    # tlslite-ng's traffic key and IV derivations, their HKDF-Expand-Label on one-shot HMACs.
+    calcTLS1_3PendingState = on_cryptography(RecordLayer.calcTLS1_3PendingState)
+    _calcTLS1_3KeyUpdate = on_cryptography(RecordLayer._calcTLS1_3KeyUpdate)
 
 
 def accelerate_peer_certificate(message: Any) -> None:

@@ -14,7 +14,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tlslite.constants import AlertDescription, CipherSuite, ExtensionType
-from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.messages import ClientHello, ServerHello
 
 from ..ibe import IbeDecapsulationError
@@ -164,6 +163,7 @@ class IbePsk:
     # Provided by tlslite-ng's TLSConnection (see ibepsk.tls.seam).
     _client: bool
     _handshake_hash: Any
+    _handshake_helpers: Any  # tlslite-ng's HandshakeHelpers or their accelerated twin
     _tryDecrypt: Any
 
     def _init_ibe_psk(self) -> None:
@@ -218,7 +218,7 @@ class IbePsk:
         for identity in extension.identities:
             if identity.identity == self._ibe_offer.ciphertext:
                 identity.obfuscated_ticket_age = self._ibe_offer.marker
-        HandshakeHelpers.update_binders(
+        self._handshake_helpers.update_binders(
             client_hello,
             self._handshake_hash,
             settings.pskConfigs,

@@ -20,11 +20,13 @@ generators. docs/architecture.md lists the hooks and why each exists.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, ClassVar, TypeVar
 
 from tlslite.constants import AlertDescription, AlertLevel, ExtensionType
+from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.messages import Alert, ClientHello
 from tlslite.tlsconnection import TLSConnection as _TlsliteConnection
 
@@ -32,11 +34,12 @@ from ._crypto import mlkem
 from ._crypto.kdf import ticket_key_and_iv
 from .accel import (
     AcceleratedRecordLayer,
+    KeyScheduleHandshakeHelpers,
     accelerate_cert_params,
     accelerate_key,
     accelerate_peer_certificate,
     cryptography_key_exchange,
-    with_cryptography_aeads,
+    on_cryptography,
 )
 from .alerts import TlsAlert
 from .connection import IbePsk, binder_alert, newest_ticket_first, prefer_ibe_psk_suites
@@ -48,7 +51,7 @@ from .settings import HandshakeSettings
 
 T = TypeVar("T")
 
-#: Every tlslite-ng method TLSConnection overrides. Those whose arguments a hook reads are bound by name.
+#: Every tlslite-ng method TLSConnection overrides.
 HOOKED_METHODS = (
     "__init__",
     "_getKEX",
@@ -72,23 +75,69 @@ HOOKED_METHODS = (
     "_tryDecrypt",
     "_derive_key_iv",
 )
+#: The hooked methods whose arguments a hook reads: bound by name (:func:`_bind`).
+_BOUND_BY_NAME = (
+    "_handshakeClientAsync",
+    "_clientSendClientHello",
+    "_clientTLS13Handshake",
+    "handshakeServerAsync",
+    "_server_select_certificate",
+    "_serverTLS13Handshake",
+    "_create_cert_msg",
+)
 HOOKED_SIGNATURES = {name: inspect.signature(getattr(_TlsliteConnection, name)) for name in HOOKED_METHODS}
 
-#: tlslite-ng's ticket sealing and opening, run with cryptography's AEADs (same bytes; see accel).
-_send_tickets_on_cryptography = with_cryptography_aeads(_TlsliteConnection._serverSendTickets)
-_try_decrypt_on_cryptography = with_cryptography_aeads(_TlsliteConnection._tryDecrypt)
+
+class Parameters:
+    """A hooked method's parameters after ``self``, in order, and their defaults, from tlslite-ng's signature.
+
+    Binding a call costs a dict here, where ``inspect.Signature.bind`` costs about 15 µs, three times per
+    handshake on each side.
+    """
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        parameters = list(signature.parameters.values())[1:]
+        if any(parameter.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for parameter in parameters):
+            raise TypeError(f"a hooked method must take plain parameters: {signature}")
+        self.names = tuple(parameter.name for parameter in parameters)
+        self.defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name, in the signature's order, defaults filled in; TypeError as Python's."""
+        if len(args) > len(self.names):
+            raise TypeError(f"too many positional arguments: {len(args)} for {self.names}")
+        arguments = dict(zip(self.names, args, strict=False))  # the excess was refused above
+        for name, value in kwargs.items():
+            if name not in self.names or name in arguments:
+                raise TypeError(f"unexpected or repeated argument {name!r}")
+            arguments[name] = value
+        missing = [name for name in self.names if name not in arguments and name not in self.defaults]
+        if missing:
+            raise TypeError(f"missing arguments {missing}")
+        return {name: arguments[name] if name in arguments else self.defaults[name] for name in self.names}
 
 
-def _bind(method: str, connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
-    """A hooked call's arguments by name, tlslite-ng's defaults filled in (``bound.args`` includes ``self``)."""
-    bound = HOOKED_SIGNATURES[method].bind(connection, *args, **kwargs)
-    bound.apply_defaults()
-    return bound
+_PARAMETERS = {name: Parameters(HOOKED_SIGNATURES[name]) for name in _BOUND_BY_NAME}
 
 
-def _call_args(bound: inspect.BoundArguments) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The arguments to pass on to tlslite-ng's method (without ``self``)."""
-    return bound.args[1:], bound.kwargs
+def _bind(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A hooked call's arguments by name (without ``self``), tlslite-ng's defaults filled in."""
+    return _PARAMETERS[method].bind(args, kwargs)
+
+
+#: tlslite-ng's own methods that seal or open tickets or run the key schedule, run with cryptography's AEADs and
+#: the one-shot-HMAC key schedule (same bytes; see accel.on_cryptography).
+_ON_CRYPTOGRAPHY: dict[str, Callable[..., Any]] = {
+    name: on_cryptography(getattr(_TlsliteConnection, name))
+    for name in (
+        "_serverSendTickets",
+        "_tryDecrypt",
+        "_clientSendClientHello",
+        "_clientTLS13Handshake",
+        "_serverTLS13Handshake",
+        "_handle_srv_pha",
+    )
+}
 
 
 class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  # type: ignore[misc]
@@ -115,6 +164,18 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         self._init_ibe_psk()
         self._init_early_data()
         self._init_pha()
+        self._ticket_openings: dict[bytes, Any] | None = None  # during a server handshake (see _tryDecrypt)
+
+    @property
+    def _handshake_helpers(self) -> type:
+        """tlslite-ng's HandshakeHelpers as this connection's methods call them (the IBE part recomputes binders)."""
+        return KeyScheduleHandshakeHelpers if self.accelerated else HandshakeHelpers
+
+    def _tlslite(self, method: str) -> Callable[..., Any]:
+        """tlslite-ng's own ``method`` of this connection, as ``super()`` has it; accelerated, run on cryptography."""
+        if self.accelerated:
+            return functools.partial(_ON_CRYPTOGRAPHY[method], self)
+        return getattr(super(), method)  # type: ignore[no-any-return]
 
     @classmethod
     def _getKEX(cls, group: int, version: tuple[int, int]) -> Any:
@@ -130,15 +191,18 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
 
     def _serverSendTickets(self, settings: Any) -> Iterator[Any]:
         """Hooks tlslite's _serverSendTickets: tickets sealed with cryptography, not pure-Python AES."""
-        if not self.accelerated:
-            return super()._serverSendTickets(settings)  # type: ignore[no-any-return]
-        return _send_tickets_on_cryptography(self, settings)  # type: ignore[no-any-return]
+        return self._tlslite("_serverSendTickets")(settings)  # type: ignore[no-any-return]
 
     def _tryDecrypt(self, settings: Any, identity: Any = None, ticket: Any = None) -> Any:
-        """Hooks tlslite's _tryDecrypt: a ticket opened with cryptography, not pure-Python AES."""
-        if not self.accelerated:
-            return super()._tryDecrypt(settings, identity, ticket)
-        return _try_decrypt_on_cryptography(self, settings, identity, ticket)
+        """Hooks tlslite's _tryDecrypt: a ticket opened with cryptography, not pure-Python AES, and once per server
+        handshake (the IBE part's PSK lookup opens it first, then tlslite's)."""
+        openings = self._ticket_openings
+        if openings is None or identity is None:
+            return self._tlslite("_tryDecrypt")(settings, identity, ticket)
+        key = bytes(identity.identity)
+        if key not in openings:
+            openings[key] = self._tlslite("_tryDecrypt")(settings, identity, ticket)
+        return openings[key]
 
     @classmethod
     def _derive_key_iv(cls, nonce: bytearray, user_key: bytearray, settings: Any) -> tuple[bytearray, bytearray]:
@@ -169,15 +233,14 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     def _handshakeClientAsync(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks the entry of every tlslite client handshake: ibepsk settings for every hook, the caller's session
         left alone, the IBE-PSK and 0-RTT set up, the client key accelerated; rejected early data resent last."""
-        bound = _bind("_handshakeClientAsync", self, args, kwargs)
-        settings = bound.arguments["settings"] = HandshakeSettings.of(bound.arguments["settings"])
-        bound.arguments["session"] = newest_ticket_first(bound.arguments["session"])
-        self._ibe_start_client(settings, bound.arguments["serverName"], bound.arguments["checker"])
+        arguments = _bind("_handshakeClientAsync", args, kwargs)
+        settings = arguments["settings"] = HandshakeSettings.of(arguments["settings"])
+        arguments["session"] = newest_ticket_first(arguments["session"])
+        self._ibe_start_client(settings, arguments["serverName"], arguments["checker"])
         self._early_start_client(settings)
         if self.accelerated:
-            bound.arguments["certParams"] = accelerate_cert_params(bound.arguments["certParams"])
-        call_args, call_kwargs = _call_args(bound)
-        return self._client_handshake(super()._handshakeClientAsync(*call_args, **call_kwargs), settings)
+            arguments["certParams"] = accelerate_cert_params(arguments["certParams"])
+        return self._client_handshake(super()._handshakeClientAsync(**arguments), settings)
 
     def _client_handshake(self, handshake: Iterator[Any], settings: HandshakeSettings) -> Iterator[Any]:
         yield from handshake
@@ -186,12 +249,11 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     def _clientSendClientHello(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks tlslite's ClientHello sender: PHA offered for a Signer too; the IBE-PSK offered; the 0-RTT
         records right behind the ClientHello."""
-        bound = _bind("_clientSendClientHello", self, args, kwargs)
-        settings = bound.arguments["settings"]
-        bound.arguments["certParams"] = self._pha_start_client(settings, bound.arguments["certParams"])
-        self._ibe_offer_psk(settings, bound.arguments["session"], bound.arguments["serverName"])
-        call_args, call_kwargs = _call_args(bound)
-        for result in super()._clientSendClientHello(*call_args, **call_kwargs):
+        arguments = _bind("_clientSendClientHello", args, kwargs)
+        settings = arguments["settings"]
+        arguments["certParams"] = self._pha_start_client(settings, arguments["certParams"])
+        self._ibe_offer_psk(settings, arguments["session"], arguments["serverName"])
+        for result in self._tlslite("_clientSendClientHello")(**arguments):
             if not is_waiting(result):
                 yield from self._early_records_after(result, settings)
             yield result
@@ -199,13 +261,11 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     def _clientTLS13Handshake(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks the start of tlslite's TLS 1.3 client key schedule, where the server's PSK choice is first known:
         tlslite checks neither the selected index nor the key exchange mode, nor our fallback policy."""
-        bound = _bind("_clientTLS13Handshake", self, args, kwargs)
-        arguments = bound.arguments
+        arguments = _bind("_clientTLS13Handshake", args, kwargs)
         yield from self._decided(
             self._ibe_check_server_choice, arguments["settings"], arguments["clientHello"], arguments["serverHello"]
         )
-        call_args, call_kwargs = _call_args(bound)
-        yield from super()._clientTLS13Handshake(*call_args, **call_kwargs)
+        yield from self._tlslite("_clientTLS13Handshake")(**arguments)
 
     # --- messages and records -----------------------------------------------------
 
@@ -259,44 +319,44 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     def handshakeServerAsync(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks the entry of tlslite's server handshake (``handshakeServer`` runs it too): ibepsk settings
         for every hook, whatever the caller passed."""
-        bound = _bind("handshakeServerAsync", self, args, kwargs)
-        bound.arguments["settings"] = HandshakeSettings.of(bound.arguments["settings"])
-        call_args, call_kwargs = _call_args(bound)
-        return super().handshakeServerAsync(*call_args, **call_kwargs)  # type: ignore[no-any-return]
+        arguments = _bind("handshakeServerAsync", args, kwargs)
+        arguments["settings"] = HandshakeSettings.of(arguments["settings"])
+        return super().handshakeServerAsync(**arguments)  # type: ignore[no-any-return]
 
     def _server_select_certificate(self, *args: Any, **kwargs: Any) -> Any:
         """Hooks tlslite's suite and certificate choice (incl. virtual hosts): with 0-RTT on offer and enabled the
         IBE-PSK's own suite first, with an IBE-PSK on offer SHA-256 suites only; the chosen key accelerated."""
-        bound = _bind("_server_select_certificate", self, args, kwargs)
-        settings, client_hello = bound.arguments["settings"], bound.arguments["client_hello"]
-        suites = bound.arguments["cipher_suites"]
+        arguments = _bind("_server_select_certificate", args, kwargs)
+        settings, client_hello = arguments["settings"], arguments["client_hello"]
+        suites = arguments["cipher_suites"]
         if settings.accept_early_data and client_hello.getExtension(ExtensionType.early_data) is not None:
             suites = prefer_early_data_suite(suites)
-        bound.arguments["cipher_suites"] = prefer_ibe_psk_suites(settings, client_hello, suites)
-        call_args, call_kwargs = _call_args(bound)
-        cipher_suite, scheme, chain, private_key = super()._server_select_certificate(*call_args, **call_kwargs)
+        arguments["cipher_suites"] = prefer_ibe_psk_suites(settings, client_hello, suites)
+        cipher_suite, scheme, chain, private_key = super()._server_select_certificate(**arguments)
         return cipher_suite, scheme, chain, accelerate_key(private_key) if self.accelerated else private_key
 
     def _serverTLS13Handshake(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks tlslite's TLS 1.3 server handshake before its PSK lookup: PHA keeps the settings, 0-RTT the
         ClientHello transcript, the IBE part opens at most one identity (or refuses the hello); an empty ALPN
         list where tlslite would crash (patches/0001); tlslite's last word fixes the session for PHA."""
-        bound = _bind("_serverTLS13Handshake", self, args, kwargs)
-        arguments = bound.arguments
+        arguments = _bind("_serverTLS13Handshake", args, kwargs)
         settings, cipher_suite = arguments["settings"], arguments["cipherSuite"]
         self._pha_start_server(settings)
         self._early_start_server(settings, arguments["clientHello"], cipher_suite)
         has_certificate = arguments["serverCertChain"] is not None
-        arguments["clientHello"] = yield from self._decided(
-            self._ibe_prepare_server, settings, arguments["clientHello"], cipher_suite, has_certificate
-        )
-        if arguments["srv_alpns"] is None:
-            arguments["srv_alpns"] = []
-        call_args, call_kwargs = _call_args(bound)
-        for result in super()._serverTLS13Handshake(*call_args, **call_kwargs):
-            if result == "finished":  # tlslite's last word: the session exists, the caller stops iterating
-                self._pha_after_server_handshake()
-            yield result
+        self._ticket_openings = {}
+        try:
+            arguments["clientHello"] = yield from self._decided(
+                self._ibe_prepare_server, settings, arguments["clientHello"], cipher_suite, has_certificate
+            )
+            if arguments["srv_alpns"] is None:
+                arguments["srv_alpns"] = []
+            for result in self._tlslite("_serverTLS13Handshake")(**arguments):
+                if result == "finished":  # tlslite's last word: the session exists, the caller stops iterating
+                    self._pha_after_server_handshake()
+                yield result
+        finally:
+            self._ticket_openings = None
 
     # --- post-handshake authentication ------------------------------------------------
 
@@ -311,12 +371,12 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         compression as offered, certificate_required per request, chain validation, a fresh ticket."""
         pending = self._pha_pending_request(cert)
         if pending is None:  # not requested through request_client_auth: tlslite alone decides
-            yield from super()._handle_srv_pha(cert)
+            yield from self._tlslite("_handle_srv_pha")(cert)
             return
         request, required = pending
         path = yield from self._decided(self._pha_check_answer, cert, request, required)
         previous_chain = self.session.clientCertChain
-        yield from super()._handle_srv_pha(cert)
+        yield from self._tlslite("_handle_srv_pha")(cert)
         yield from self._pha_accept_answer(path, previous_chain)
 
     def _handle_pha(self, cert_request: Any) -> Iterator[Any]:
@@ -329,12 +389,9 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     def _create_cert_msg(self, *args: Any, **kwargs: Any) -> Any:
         """Hooks tlslite's Certificate builder, which a TLS 1.3 client hands its own ClientHello instead of the
         server's CertificateRequest (patches/0009)."""
-        bound = _bind("_create_cert_msg", self, args, kwargs)
-        bound.arguments["request_msg"] = self._pha_certificate_request_for(
-            bound.arguments["peer"], bound.arguments["request_msg"]
-        )
-        call_args, call_kwargs = _call_args(bound)
-        return super()._create_cert_msg(*call_args, **call_kwargs)
+        arguments = _bind("_create_cert_msg", args, kwargs)
+        arguments["request_msg"] = self._pha_certificate_request_for(arguments["peer"], arguments["request_msg"])
+        return super()._create_cert_msg(**arguments)
 
     # --- decisions to alerts ---------------------------------------------------------
 
