@@ -1,6 +1,6 @@
 """The handshake's CPU savings change no byte and no decision: the key schedule on one-shot HMACs gives
 tlslite-ng's results, tlslite-ng's Python HMAC chain is no longer run, a ticket is opened once per handshake,
-and hook arguments are bound as Python binds them."""
+hook arguments are bound as Python binds them, and the process-wide opt-in's extension fix keeps every byte."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from tlslite import HandshakeSettings as StockSettings
 from tlslite import TLSConnection as StockConnection
+from tlslite.extensions import CustomNameExtension
 from tlslite.handshakehashes import HandshakeHashes
 from tlslite.handshakehelpers import HandshakeHelpers
-from tlslite.messages import NewSessionTicket
+from tlslite.messages import ClientHello, NewSessionTicket
 from tlslite.utils import cryptomath
+from tlslite.utils.codec import Parser
 
-from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring, TLSConnection
+from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring, TLSConnection, accelerate_tlslite, restore_tlslite
 from ibepsk.bench_tls import run_pair
 from ibepsk.keys import TAMasterKey
 from ibepsk.pki import Issued, issue, make_ca
@@ -28,7 +30,7 @@ from ibepsk.tls import seam
 from ibepsk.tls._crypto.kdf import secure_hmac, tlslite_derive_secret, tlslite_hkdf_expand_label
 from ibepsk.tls.accel import KeyScheduleHandshakeHelpers
 
-from tls_support import exchange, ibe_client_config, running_server
+from tls_support import capture_client_hello, exchange, ibe_client_config, running_server
 
 ALGORITHMS = ["sha256", "sha384"]
 
@@ -182,3 +184,35 @@ def test_hook_arguments_bind_as_python_binds_them(method: str) -> None:
             reference(args, kwargs)
         with pytest.raises(TypeError):
             parameters.bind(args, kwargs)
+
+
+def test_opting_in_sets_extension_fields_without_failed_lookups(
+    server_cert: Issued, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """accelerate_tlslite(): tlslite-ng's CustomNameExtension no longer raises an AttributeError inside hasattr()
+    for each field it sets (patches/0018); the same ClientHello comes out, handshakes still work."""
+    raw = capture_client_hello(HandshakeSettings(), "localhost").hello.write()
+    failed_lookups: list[str] = []
+    stock_getattr = CustomNameExtension.__getattr__
+
+    def counting_getattr(extension: Any, name: str) -> Any:
+        try:
+            return stock_getattr(extension, name)
+        except AttributeError:
+            failed_lookups.append(name)
+            raise
+
+    monkeypatch.setattr(CustomNameExtension, "__getattr__", counting_getattr)
+    stock_setattr = CustomNameExtension.__setattr__
+    ClientHello().parse(Parser(raw[1:]))
+    assert failed_lookups, "stock tlslite-ng looks _field_name up through __getattr__"
+    accelerate_tlslite()
+    try:
+        failed_lookups.clear()
+        assert ClientHello().parse(Parser(raw[1:])).write() == raw
+        assert failed_lookups == []
+        assert _certificate_then_resumption(TLSConnection, server_cert)
+        assert _certificate_then_resumption(StockConnection, server_cert)
+    finally:
+        restore_tlslite()
+    assert CustomNameExtension.__setattr__ is stock_setattr
