@@ -20,6 +20,7 @@ generators. docs/architecture.md lists the hooks and why each exists.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, ClassVar, TypeVar
@@ -44,6 +45,7 @@ from .driving import is_waiting, run_to_completion
 from .early_data import EarlyData, prefer_early_data_suite
 from .pha import PostHandshakeAuth
 from .psk import check_psk_entries
+from .records import receive_application_data, send_application_data, sends_fast
 from .settings import HandshakeSettings
 
 T = TypeVar("T")
@@ -71,6 +73,7 @@ HOOKED_METHODS = (
     "_serverSendTickets",
     "_tryDecrypt",
     "_derive_key_iv",
+    "writeAsync",
 )
 HOOKED_SIGNATURES = {name: inspect.signature(getattr(_TlsliteConnection, name)) for name in HOOKED_METHODS}
 
@@ -146,6 +149,15 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         if not cls.accelerated:
             return super()._derive_key_iv(nonce, user_key, settings)  # type: ignore[no-any-return]
         return ticket_key_and_iv(bytes(nonce), bytes(user_key), settings.ticketCipher)
+
+    # --- application data ----------------------------------------------------------
+
+    def writeAsync(self, s: Any) -> Iterator[Any]:
+        """Hooks tlslite's writeAsync: application data sealed and sent on the fast path (:mod:`.records`)."""
+        if self.accelerated and sends_fast(self, s):
+            yield from send_application_data(self, s)
+        else:
+            yield from super().writeAsync(s)
 
     # --- closing ------------------------------------------------------------------
 
@@ -301,9 +313,12 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     # --- post-handshake authentication ------------------------------------------------
 
     def readAsync(self, max: int | None = None, min: int = 1) -> Iterator[Any]:
-        """Hooks tlslite's readAsync, whose scan of pending CertificateRequests dereferences a compress_certificate
+        """Hooks tlslite's readAsync: application data records on the fast path, other messages one at a time by
+        tlslite (:mod:`.records`); its scan of pending CertificateRequests dereferences a compress_certificate
         extension that our requests lack when none is configured (patches/0003)."""
         with self._pha_compression_scan():
+            if self.accelerated:
+                yield from receive_application_data(self, min, functools.partial(super().readAsync, 0, 0))
             yield from super().readAsync(max, min)
 
     def _handle_srv_pha(self, cert: Any) -> Iterator[Any]:
