@@ -8,24 +8,35 @@ would. :class:`Counting` proves the application data never took tlslite-ng's own
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import socket
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import test_pha_openssl
 import tlslite
 from test_accel import Credentials, Pair, close, handshake, read_exactly, settings_for
 from test_nonblocking import Run, drive
+from test_pha_openssl import SServer, connect_to_s_server
 from tlslite.constants import AlertDescription, ContentType, KeyUpdateMessageType
 from tlslite.errors import TLSLocalAlert, TLSRemoteAlert
 from tlslite.messages import ApplicationData
 
-from ibepsk import KeySigner, TLSConnection, TrustAnchors, accelerate_tlslite, restore_tlslite
+from ibepsk import HandshakeSettings, KeySigner, TLSConnection, TrustAnchors, accelerate_tlslite, restore_tlslite
+from ibepsk.client import ClientConfig, connect
 from ibepsk.tls import records
+from ibepsk.tls.certs import ServerCertificateChecker
 
 from pki import Issued, issue, make_ca
+from tls_support import running_server
+
+#: test_pha_openssl's fixtures: where openssl is, a directory for its files.
+openssl, files = test_pha_openssl.openssl, test_pha_openssl.files
 
 SUITES = ["aes128gcm", "aes256gcm", "chacha20-poly1305"]
 #: Which end runs ibepsk; the other is stock tlslite-ng.
@@ -271,6 +282,77 @@ def test_tampered_record_gets_bad_record_mac(receiver: str, server_cert: Issued,
     with pytest.raises(TLSRemoteAlert) as received:
         writer.read()
     assert received.value.description == AlertDescription.bad_record_mac
+
+
+def test_tampered_record_at_a_server_is_one_log_line(
+    server_cert: Issued, ca: Issued, caplog: pytest.LogCaptureFixture
+) -> None:
+    def echo(conn: TLSConnection) -> None:
+        while data := conn.read():
+            conn.write(data)
+
+    logs = caplog.at_level(logging.INFO, logger="ibepsk.server")
+    with logs, running_server(HandshakeSettings(), echo, server_cert) as (server, _):
+        config = ClientConfig(HandshakeSettings(), server_name="localhost")
+        config.checker = ServerCertificateChecker(TrustAnchors([ca.certificate]), "localhost")
+        client = connect(*server.address, config)
+        send_and_check(client, client, 20000)  # echoed
+        record = records.seal_records(client._recordLayer._writeState, memoryview(b"tampered"), client.recordSize)
+        client.sock.socket.sendall(record[:-1] + bytes([record[-1] ^ 1]))  # a genuine record, its tag flipped
+        with pytest.raises(TLSRemoteAlert) as received:
+            client.read()
+        assert received.value.description == AlertDescription.bad_record_mac
+        client.sock.socket.close()
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert [r.getMessage().split(" ", 1)[1].rsplit(" ", 1)[0] for r in failures] == [
+        "after handshake failed: sent alert bad_record_mac: MAC failure (or padding failure)"
+    ]
+    assert not any(r.exc_info for r in caplog.records)  # no traceback
+
+
+# --- OpenSSL on the other end ---------------------------------------------------------------------
+
+
+def text_lines(count: int) -> list[str]:
+    """``count`` distinct 64-byte lines (OpenSSL's s_server and s_client pass text through their stdio)."""
+    return [f"{number:08d} " + "abcdefgh" * 6 + "ijklmn" for number in range(count)]
+
+
+def test_bulk_both_ways_with_openssl_s_server(openssl: str, ca: Issued, files: Path) -> None:
+    lines = text_lines(MIB // 64)
+    s_server = SServer(openssl, ca, files)
+    try:
+        conn = connect_to_s_server(s_server, ca, files, answer_limit=1)
+        conn.write("".join(line + "\n" for line in lines).encode())  # 64 records in one write
+        s_server.wait_for(lines[-1])
+        assert [line for line in s_server.output if line[:8].isdigit()] == lines
+        back = "".join(line + "\n" for line in lines[: len(lines) // 4])
+        assert s_server.process.stdin is not None
+        s_server.process.stdin.write(back)
+        s_server.process.stdin.flush()
+        assert read_exactly(conn, len(back)) == back.encode()
+        conn.close()
+    finally:
+        s_server.stop()
+
+
+def test_bulk_both_ways_with_openssl_s_client(openssl: str, ca: Issued, server_cert: Issued, files: Path) -> None:
+    upload = "".join(line + "\n" for line in text_lines(MIB // 64)).encode()
+    download = "".join(line + "\n" for line in reversed(text_lines(MIB // 64))).encode()
+    uploads: list[bytes] = []
+
+    def application(conn: TLSConnection) -> None:
+        uploads.append(read_exactly(conn, len(upload)))
+        conn.write(download)
+
+    (files / "ca.pem").write_bytes(ca.cert_pem())
+    with running_server(HandshakeSettings(), application, server_cert) as (server, _):
+        host, port = server.address
+        command = [openssl, "s_client", "-tls1_3", "-connect", f"{host}:{port}", "-quiet"]
+        command += ["-CAfile", str(files / "ca.pem")]
+        result = subprocess.run(command, input=upload, capture_output=True, timeout=60)
+    assert uploads == [upload]
+    assert result.stdout == download, result.stderr
 
 
 # --- non-blocking sockets: readAsync and writeAsync ----------------------------------------------
