@@ -159,6 +159,15 @@ def test_a_mebibyte_each_way(suite: str, direction: str, server_cert: Issued, pa
     assert_fast_path_only(ibepsk)
 
 
+def test_an_empty_write_is_one_empty_record_as_with_tlslite(server_cert: Issued, pairs: list[Pair]) -> None:
+    pair = against_stock("ibepsk-client", server_cert)
+    pairs.append(pair)
+    empty = b"\x17\x03\x03\x00\x11"  # the inner content type and the tag
+    for writer, reader in ((pair.client, pair.server), (pair.server, pair.client)):
+        writer.write(b"")
+        assert reader.sock.socket.recv(1024)[:5] == empty
+
+
 def test_writes_respect_the_peers_record_size_limit(server_cert: Issued, pairs: list[Pair]) -> None:
     # RFC 8449: the stock server accepts records of at most 1023 bytes of data (tlslite-ng enforces it).
     client_cls, server_cls = Counting, tlslite.TLSConnection
