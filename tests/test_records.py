@@ -8,6 +8,7 @@ would. :class:`Counting` proves the application data never took tlslite-ng's own
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import select
@@ -27,8 +28,18 @@ from tlslite.constants import AlertDescription, ContentType, KeyUpdateMessageTyp
 from tlslite.errors import TLSLocalAlert, TLSRemoteAlert
 from tlslite.messages import ApplicationData
 
-from ibepsk import HandshakeSettings, KeySigner, TLSConnection, TrustAnchors, accelerate_tlslite, restore_tlslite
+import ibepsk.asyncio
+from ibepsk import (
+    HandshakeSettings,
+    IbeKeyring,
+    KeySigner,
+    TLSConnection,
+    TrustAnchors,
+    accelerate_tlslite,
+    restore_tlslite,
+)
 from ibepsk.client import ClientConfig, connect
+from ibepsk.keys import TAMasterKey
 from ibepsk.tls import records
 from ibepsk.tls.certs import ServerCertificateChecker
 
@@ -391,6 +402,33 @@ def test_a_mebibyte_each_way_on_non_blocking_sockets(server_cert: Issued, pairs:
     assert client_run.values == [response] and server_run.values == [request]
     for conn in (client, server):
         assert_fast_path_only(conn)
+
+
+def test_a_mebibyte_each_way_through_ibepsk_asyncio(ta: TAMasterKey) -> None:
+    request = os.urandom(MIB + 1)
+
+    async def reverse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write((await reader.readexactly(len(request)))[::-1])
+        await writer.drain()
+        writer.close()
+
+    async def main() -> bytes:
+        settings = HandshakeSettings()
+        settings.ibe_keyring = IbeKeyring([ta.extract("localhost")])
+        server = await ibepsk.asyncio.start_server(reverse, "127.0.0.1", 0, settings=settings)
+        async with server:
+            client_settings = HandshakeSettings()
+            client_settings.ibe_public_params = ta.public
+            reader, writer = await ibepsk.asyncio.open_connection(
+                "127.0.0.1", server.sockets[0].getsockname()[1], settings=client_settings, server_name="localhost"
+            )
+            writer.write(request)
+            response = await reader.readexactly(len(request))
+            writer.close()
+            await writer.wait_closed()
+        return response
+
+    assert asyncio.run(asyncio.wait_for(main(), 60)) == request[::-1]
 
 
 def reading(conn: TLSConnection, count: int) -> Iterator[Any]:

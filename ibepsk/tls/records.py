@@ -77,7 +77,7 @@ def reads_fast(conn: Any) -> bool:
 
 def _next_record_is_a_message_start(conn: Any) -> bool:
     """No handshake message half read (its rest comes next) and no rejected 0-RTT to skip."""
-    return conn._defragmenter.is_empty() and not conn._recordLayer.early_data_ok
+    return not any(conn._defragmenter.buffers.values()) and not conn._recordLayer.early_data_ok
 
 
 # --- records --------------------------------------------------------------------------------
@@ -106,27 +106,22 @@ def seal_records(state: Any, data: memoryview, record_size: int) -> bytes:
             return b"".join(pieces)
 
 
-def missing_bytes(pending: bytearray, plaintext_limit: int) -> int | None:
-    """How many more bytes the record at the start of ``pending`` needs (0: it is all there); None when it is
-    no application data record of a sane length, for tlslite-ng to deal with."""
-    if len(pending) < HEADER_LENGTH:
-        return HEADER_LENGTH - len(pending)
-    if pending[0] != APPLICATION_DATA or (pending[1], pending[2]) != _LEGACY_VERSION:
+def record_length(header: bytearray, plaintext_limit: int) -> int | None:
+    """The length, header included, of the record ``header`` starts (5 bytes at least); None when it is no
+    application data record of a sane length, for tlslite-ng to deal with."""
+    if header[0] != APPLICATION_DATA or (header[1], header[2]) != _LEGACY_VERSION:
         return None
-    length = int.from_bytes(pending[3:HEADER_LENGTH], "big")
-    if length > plaintext_limit + _MAX_EXPANSION:
-        return None
-    return max(0, HEADER_LENGTH + length - len(pending))
+    length = (header[3] << 8) | header[4]
+    return HEADER_LENGTH + length if length <= plaintext_limit + _MAX_EXPANSION else None
 
 
-def open_application_data(state: Any, pending: bytearray, plaintext_limit: int) -> bytes | None:
-    """The data of the whole record at the start of ``pending`` if it is application data, which then leaves
-    ``pending`` (and the sequence number advances); None otherwise, with nothing changed."""
-    length = HEADER_LENGTH + int.from_bytes(pending[3:HEADER_LENGTH], "big")
+def open_application_data(state: Any, pending: bytearray, length: int, plaintext_limit: int) -> bytes | None:
+    """The data of the ``length`` bytes long record at the start of ``pending`` if it is application data, which
+    then leaves ``pending`` (and the sequence number advances); None otherwise, with nothing changed."""
     aead: CryptographyAead = state.encContext
     try:
-        with memoryview(pending) as whole, whole[:HEADER_LENGTH] as header, whole[HEADER_LENGTH:length] as body:
-            inner = aead.primitive.decrypt(_nonce(state), body, header)
+        with memoryview(pending) as record:
+            inner = aead.primitive.decrypt(_nonce(state), record[HEADER_LENGTH:length], record[:HEADER_LENGTH])
     except InvalidTag:
         return None  # tlslite-ng reads it again and sends bad_record_mac
     if len(inner) > plaintext_limit + 1 or inner[-1:] != _INNER_TYPE:
@@ -141,18 +136,17 @@ def open_application_data(state: Any, pending: bytearray, plaintext_limit: int) 
 
 def send_application_data(conn: Any, data: bytes | bytearray) -> Iterator[int]:
     """``conn.writeAsync(data)`` on the fast path (``sends_fast(conn, data)`` holds)."""
+    record_size = conn.recordSize
     try:
         with memoryview(data) as view:
-            step = conn.recordSize * _RECORDS_PER_SEND
+            step = record_size * _RECORDS_PER_SEND
             start = 0
             while True:
-                wire = seal_records(conn._recordLayer._writeState, view[start : start + step], conn.recordSize)
+                wire = seal_records(conn._recordLayer._writeState, view[start : start + step], record_size)
                 yield from _send_all(conn.sock, wire)
                 start += step
                 if start >= len(view):
                     return
-    except GeneratorExit:
-        raise
     except Exception:
         conn._shutdown(conn.ignoreAbruptClose)  # as tlslite-ng's writeAsync does
         raise
@@ -178,7 +172,11 @@ def receive_application_data(
     wanted = max(min_length, 1)
     while len(conn._readBuffer) < wanted and reads_fast(conn):
         if _next_record_is_a_message_start(conn):
-            yield from _fast_records(conn, wanted)
+            try:
+                yield from _receive(conn, wanted)
+            except Exception:
+                conn._shutdown(False)  # as tlslite-ng's readAsync does
+                raise
             if len(conn._readBuffer) >= wanted:
                 return
         if min_length == 0:
@@ -197,37 +195,31 @@ def _tlslite_message(conn: Any, read_one_message: Callable[[], Iterator[Any]]) -
         conn._readBuffer = kept + conn._readBuffer
 
 
-def _fast_records(conn: Any, wanted: int) -> Iterator[int]:
-    """Application data records until ``wanted`` bytes are read, the next record is tlslite-ng's or the peer
-    closed the socket."""
-    try:
-        yield from _receive(conn, wanted)
-    except GeneratorExit:
-        raise
-    except Exception:
-        conn._shutdown(False)  # as tlslite-ng's readAsync does
-        raise
-
-
 def _receive(conn: Any, wanted: int) -> Iterator[int]:
+    """Application data records into ``conn._readBuffer`` until it holds ``wanted`` bytes, the next record is
+    tlslite-ng's or the peer closed the socket (tlslite-ng then reads what is left and reports it). Each socket
+    read asks, as the BufferedSocket does, for at least 4 KiB or what the record still lacks."""
     buffered: BufferedSocket = conn.sock
     pending: bytearray = buffered._read_buffer
     limit = conn._recordLayer.recv_record_limit
+    length: int | None = 0  # of the record at the start of ``pending``, once its header is there
     while len(conn._readBuffer) < wanted:
-        missing = missing_bytes(pending, limit)
-        if missing is None:
-            return
-        if missing:
-            try:
-                received = buffered.socket.recv(max(_READ_SIZE, missing))
-            except BlockingIOError:
-                yield _WAITING_TO_READ
-                continue
-            if not received:
-                return  # the peer closed: tlslite-ng reads what is left and reports it
-            pending += received
+        if not length and len(pending) >= HEADER_LENGTH:
+            length = record_length(pending, limit)
+            if length is None:
+                return
+        if length and len(pending) >= length:
+            data = open_application_data(conn._recordLayer._readState, pending, length, limit)
+            if data is None:
+                return
+            conn._readBuffer += data
+            length = 0
             continue
-        data = open_application_data(conn._recordLayer._readState, pending, limit)
-        if data is None:
+        try:
+            received = buffered.socket.recv(max(_READ_SIZE, (length or HEADER_LENGTH) - len(pending)))
+        except BlockingIOError:
+            yield _WAITING_TO_READ
+            continue
+        if not received:
             return
-        conn._readBuffer += data
+        pending += received
