@@ -44,6 +44,9 @@ log = logging.getLogger("ibepsk.server")
 _ACCEPT_RETRY_SECONDS = 0.05
 #: How long it then waits for the threads of the connections it cut to notice.
 _CUT_WAIT_SECONDS = 1.0
+#: At most how long, after an alert, what the peer still sends is read and dropped (see :func:`_linger`).
+LINGER_SECONDS = 5.0
+_LINGER_CHUNK = 65536
 
 
 #: Bytes of a session ticket key (tlslite-ng encrypts tickets with AES-256-GCM or ChaCha20-Poly1305).
@@ -288,6 +291,7 @@ class TLSServer:
             log.info("%s:%d gone before the handshake: %s", peer[0], peer[1], exc)
             return
         conn = TLSConnection(sock)
+        conn.closeSocket = False  # tlslite would close it right after an alert: we linger first, then close it
         try:
             conn.handshakeServer(
                 settings=self.config.settings,
@@ -299,6 +303,7 @@ class TLSServer:
         except Exception as exc:  # a peer must never take the server down
             self.stats.count(conn, ok=False)
             self._log_failure(peer, started, exc, conn)
+            _linger(sock, exc)
             return
         self.stats.count(conn, ok=True)
         log_handshake(peer, conn, (time.perf_counter() - started) * 1000)
@@ -310,6 +315,7 @@ class TLSServer:
         except Exception as exc:  # nor can an application error
             self._log_failure(peer, started, exc, conn, stage="after handshake")
             _close_quietly(conn)
+            _linger(sock, exc)
         else:
             self._finish(conn, sock, peer, started)
 
@@ -365,6 +371,24 @@ def _close_quietly(closable: Any) -> None:
     # The peer may already be gone; there is nothing left to tell it.
     with contextlib.suppress(Exception):
         closable.close()
+
+
+def _linger(sock: socket.socket, failure: BaseException) -> None:
+    """After an alert: half-close, then read and drop what the peer still sends until it closes (LINGER_SECONDS
+    at most).
+
+    Closing at once would answer the peer's bytes still in flight (the rest of its flight, its request) with a
+    reset, which reaches the peer before it reads the alert: it sees "connection reset" or EPIPE instead.
+    """
+    if isinstance(failure, TimeoutError | TLSAbruptCloseError | ConnectionError):
+        return  # a silent peer has nothing in flight, a gone one reads nothing more
+    deadline = time.monotonic() + LINGER_SECONDS
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(_LINGER_CHUNK):
+                return
 
 
 def log_client_auth(peer: tuple[str, int], answer: ClientAuthentication | None) -> None:

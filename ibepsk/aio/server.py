@@ -127,7 +127,7 @@ class AsyncTLSServer:
                 log_closed_without_close_notify(peer)
             else:
                 log_failure(peer, exc, conn, _ms_since(started), stage="after handshake")
-            protocol.close_now()
+            protocol.linger()
             return
         if isinstance(protocol.failure, TLSAbruptCloseError):
             log_closed_without_close_notify(peer)  # read as the end of the stream by the application
@@ -142,7 +142,7 @@ class AsyncTLSServer:
             if conn.client_auth_pending and isinstance(exc, TimeoutError):
                 exc = TimeoutError("the client did not answer the certificate request")
             log_failure(peer, exc, conn, _ms_since(started), stage="post-handshake auth")
-            protocol.close_now()
+            protocol.linger()
             return
         await protocol.close_gracefully(self.config.timeout)
 
