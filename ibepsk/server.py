@@ -450,6 +450,10 @@ def echo_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes:
     return early_data
 
 
+#: The most of a request ``--www`` reads before it answers anyway.
+MAX_WWW_REQUEST = 16384
+
+
 def complete_request(data: bytes | bytearray) -> bool:
     return b"\r\n\r\n" in data
 
@@ -477,21 +481,42 @@ def www_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes | No
     return www_page(conn, request)
 
 
-def www_application(conn: TLSConnection) -> None:
-    """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection.
+# --- --www without I/O: both servers read and write around these ----------------------
+
+
+@dataclass(frozen=True)
+class WwwAnswer:
+    """What ``--www`` sends once it has the request: a KeyUpdate(update_requested) first if ``key_update``."""
+
+    page: bytes
+    key_update: bool = False
+
+
+def www_wants_more(conn: TLSConnection, request: bytes | bytearray) -> bool:
+    """Whether to read on: ``request`` (the 0-RTT data, then what was read) is not whole yet, nor answered as 0-RTT
+    data already, nor too long to wait for the rest."""
+    return not (conn.early_data_answered or complete_request(request) or len(request) >= MAX_WWW_REQUEST)
+
+
+def www_answer(conn: TLSConnection, request: bytes) -> WwwAnswer | None:
+    """Like ``openssl s_server -www``: a page describing the connection; None when there is nothing to send (the
+    request was answered as 0-RTT data, or the client closed before asking).
 
     ``GET /keyupdate`` is answered after a KeyUpdate(update_requested), as tlslite-ng's test server does.
     """
-    if conn.early_data_answered:
-        return  # answered already, before the handshake completed
+    if conn.early_data_answered or conn.closed:
+        return None
+    return WwwAnswer(www_page(conn, request), key_update=asks_for_key_update(request) and conn.version == TLS_1_3)
+
+
+def www_application(conn: TLSConnection) -> None:
+    """:func:`www_answer` to one HTTP request."""
     request = bytearray(conn.early_data)
-    while not complete_request(request) and len(request) < 16384:
-        chunk = conn.read()
-        if not chunk:
-            break
+    while www_wants_more(conn, request) and (chunk := conn.read()):
         request += chunk
-    if conn.closed:
-        return  # the client closed before asking anything
-    if asks_for_key_update(request) and conn.version == TLS_1_3:
+    answer = www_answer(conn, bytes(request))
+    if answer is None:
+        return
+    if answer.key_update:
         run_to_completion(conn.send_keyupdate_request(KeyUpdateMessageType.update_requested), conn.sock)
-    conn.write(www_page(conn, bytes(request)))
+    conn.write(answer.page)
