@@ -71,8 +71,10 @@ class _TransportSocket:
             del self._received[: len(data)]
             self._record_left -= len(data)
             return data
-        if self._eof:
-            return bytes(self._received[:bufsize])  # what is left of a truncated record, then b"": the end
+        if self._eof:  # what is left of a truncated record, then b"": the end
+            data = bytes(self._received[:bufsize])
+            del self._received[:bufsize]
+            return data
         raise BlockingIOError(errno.EAGAIN, "no whole record received yet")  # tlslite yields 0
 
     def send(self, data: bytes | bytearray) -> int:
