@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tlslite.constants import AlertDescription
+from tlslite.constants import AlertDescription, ExtensionType
 from tlslite.errors import TLSRemoteAlert
+from tlslite.extensions import SNIExtension
 from tlslite.handshakesettings import HandshakeSettings as StockSettings
 from tlslite.tlsconnection import TLSConnection as StockConnection
 
@@ -260,3 +261,12 @@ def test_close_notify_in_the_middle_of_the_handshake_ends_it_quietly(files: dict
     answer, line = first_record_and_log(files, hello + CLOSE_NOTIFY)
     assert answer[:1] == b"\x16"  # the server's flight, then it closes
     assert "handshake failed: peer sent alert close_notify" in line, line
+
+
+def test_a_server_name_without_a_host_name_gets_decode_error(files: dict[str, Path]) -> None:
+    captured = capture_client_hello(client_config(files).settings, "localhost")
+    sni = captured.hello.getExtension(ExtensionType.server_name)
+    sni.serverNames = [SNIExtension.ServerName(1, b"localhost")]  # a name type other than host_name (0)
+    answer, line = first_record_and_log(files, captured.unsigned())
+    assert alert_name(answer) == "decode_error"  # as OpenSSL answers it (patches/0015)
+    assert "handshake failed: sent alert decode_error: server_name extension without a host_name" in line, line
