@@ -270,3 +270,18 @@ def test_a_server_name_without_a_host_name_gets_decode_error(files: dict[str, Pa
     answer, line = first_record_and_log(files, captured.unsigned())
     assert alert_name(answer) == "decode_error"  # as OpenSSL answers it (patches/0015)
     assert "handshake failed: sent alert decode_error: server_name extension without a host_name" in line, line
+
+
+def test_an_sslv2_record_after_the_handshake_gets_unexpected_message(files: dict[str, Path]) -> None:
+    server = Serve("--ibe-key", str(files["localhost"]))
+    try:
+        conn = connect("127.0.0.1", server.port, client_config(files))
+        conn.write(b"ping")
+        assert conn.read() == b"ping"
+        conn.sock.sendall(b"\x80\x10" + bytes(16))  # an SSLv2 header: no such record exists under TLS 1.3 keys
+        with pytest.raises(TLSRemoteAlert) as refused:
+            conn.read()
+    finally:
+        log = server.stop()
+    assert refused.value.description == AlertDescription.unexpected_message  # patches/0016
+    assert "after handshake failed: sent alert unexpected_message" in log and "Traceback" not in log, log
