@@ -329,6 +329,7 @@ class TLSServer:
         except Exception as exc:
             self._log_failure(peer, started, exc, conn, stage="post-handshake auth")
             _close_quietly(conn)
+            _linger(sock, exc)
             return
         _close_both_ways(conn, sock, self.config.timeout)
 

@@ -7,6 +7,7 @@ send a reset; a client that writes after the reset has arrived gets EPIPE and ne
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import subprocess
@@ -21,7 +22,7 @@ from test_pha_openssl import openssl  # noqa: F401 - the fixture
 from tlslite.utils.keyfactory import parsePEMKey
 
 from ibepsk.server import ServerConfig, TLSServer, server_settings, www_application
-from ibepsk.tls import TrustAnchors
+from ibepsk.tls import TrustAnchors, requiring_client_auth
 from ibepsk.tls.certs import load_tlslite_chain
 
 from tls_support import TIMEOUT
@@ -53,6 +54,7 @@ class PacingProxy:
             while record := _next_record(client):
                 time.sleep(PACE)
                 upstream.sendall(record)
+                _raise_if_reset(upstream)  # now, not when the client's next record comes
             upstream.shutdown(socket.SHUT_WR)
         except OSError:
             _reset(client)
@@ -75,17 +77,23 @@ def _next_record(sock: socket.socket) -> bytes:
     return header + sock.recv(length, socket.MSG_WAITALL)
 
 
+def _raise_if_reset(sock: socket.socket) -> None:
+    time.sleep(PACE / 4)  # on loopback a reset answers what was sent at once
+    if error := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+        raise ConnectionResetError(error, os.strerror(error))
+
+
 def _reset(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
 
 
-def late_connect(pki: OpenSslPki, port: int, certificate: str | None) -> str:  # noqa: F811
+def late_connect(pki: OpenSslPki, port: int, certificate: str | None, *options: str) -> str:  # noqa: F811
     """``ibepsk connect`` sending its request (from stdin) ``LATE`` seconds after its handshake; its stderr."""
     command = [
         sys.executable, "-m", "ibepsk.cli", "connect", f"127.0.0.1:{port}", "--ca", str(pki.path("server-ca.pem")),
-        "--servername", "localhost", "--wait", "2",
+        "--servername", "localhost", "--wait", "2", *options,
     ]  # fmt: skip
     if certificate is not None:
         command += ["--cert", str(pki.path(f"{certificate}.pem")), "--key", str(pki.path(f"{certificate}.key"))]
@@ -98,9 +106,9 @@ def late_connect(pki: OpenSslPki, port: int, certificate: str | None) -> str:  #
 
 
 @contextlib.contextmanager
-def asyncio_server(pki: OpenSslPki) -> Iterator[int]:  # noqa: F811
-    """``ibepsk serve --www --verify-client`` (on asyncio), trusting the device CA."""
-    server = serve(pki, "ca", "--verify-client")
+def asyncio_server(pki: OpenSslPki, client_auth: str) -> Iterator[int]:  # noqa: F811
+    """``ibepsk serve --www`` (on asyncio) with ``client_auth`` (--verify-client, --require-client-auth)."""
+    server = serve(pki, "ca", client_auth)
     try:
         yield server.port
     finally:
@@ -109,36 +117,45 @@ def asyncio_server(pki: OpenSslPki) -> Iterator[int]:  # noqa: F811
 
 
 @contextlib.contextmanager
-def threaded_server(pki: OpenSslPki) -> Iterator[int]:  # noqa: F811
+def threaded_server(pki: OpenSslPki, client_auth: str) -> Iterator[int]:  # noqa: F811
     """The same on the threaded :class:`TLSServer`."""
     settings = server_settings([])
     settings.client_auth_anchors = TrustAnchors.from_pem_file(pki.path("ca.pem"))
     chain = load_tlslite_chain(pki.path("server.crt"))
     key = parsePEMKey(pki.path("server.key").read_text(), private=True, implementations=["python"])
-    config = ServerConfig(settings, cert_chain=chain, private_key=key, verify_client=True)
-    with TLSServer(config, www_application).start() as server:
+    config = ServerConfig(settings, cert_chain=chain, private_key=key, verify_client=client_auth == "--verify-client")
+    application = requiring_client_auth(www_application) if client_auth == "--require-client-auth" else www_application
+    with TLSServer(config, application).start() as server:
         yield server.address[1]
 
 
+Running = Callable[[OpenSslPki, str], contextlib.AbstractContextManager[int]]
+
+
 @pytest.fixture(params=[asyncio_server, threaded_server], ids=["asyncio", "threaded"])
-def server_port(request: pytest.FixtureRequest, pki: OpenSslPki) -> Iterator[int]:  # noqa: F811
-    running: Callable[[OpenSslPki], contextlib.AbstractContextManager[int]] = request.param
-    with running(pki) as port:
-        yield port
+def running(request: pytest.FixtureRequest) -> Running:
+    return request.param  # type: ignore[no-any-return]
 
 
-def paced_connect(pki: OpenSslPki, port: int, certificate: str | None) -> str:  # noqa: F811
-    return late_connect(pki, PacingProxy(("127.0.0.1", port)).port, certificate)
+def paced_connect(pki: OpenSslPki, port: int, certificate: str | None, *options: str) -> str:  # noqa: F811
+    return late_connect(pki, PacingProxy(("127.0.0.1", port)).port, certificate, *options)
 
 
-def test_an_untrusted_client_certificate_gets_unknown_ca_not_a_reset(pki: OpenSslPki, server_port: int) -> None:  # noqa: F811
-    errors = paced_connect(pki, server_port, "stranger")
+def test_an_untrusted_client_certificate_gets_unknown_ca_not_a_reset(pki: OpenSslPki, running: Running) -> None:  # noqa: F811
+    with running(pki, "--verify-client") as port:
+        errors = paced_connect(pki, port, "stranger")
     assert "ibepsk: error: the server refused the client certificate (alert unknown_ca)" in errors, errors
 
 
-def test_a_missing_client_certificate_gets_certificate_required_not_a_reset(
-    pki: OpenSslPki,  # noqa: F811
-    server_port: int,
-) -> None:
-    errors = paced_connect(pki, server_port, None)
+def test_a_missing_client_certificate_gets_certificate_required_not_a_reset(pki: OpenSslPki, running: Running) -> None:  # noqa: F811
+    with running(pki, "--verify-client") as port:
+        errors = paced_connect(pki, port, None)
+    assert "ibepsk: error: the server requires a client certificate (alert certificate_required)" in errors, errors
+
+
+def test_a_refusal_after_the_handshake_gets_its_alert_not_a_reset(pki: OpenSslPki, running: Running) -> None:  # noqa: F811
+    """--require-client-auth refuses a client that cannot do post-handshake auth as soon as the handshake is
+    done; the client's KeyUpdate (--key-update, sent right after its handshake) reaches the server after that."""
+    with running(pki, "--require-client-auth") as port:
+        errors = paced_connect(pki, port, None, "--key-update")
     assert "ibepsk: error: the server requires a client certificate (alert certificate_required)" in errors, errors
