@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import tlslite.utils.keyfactory
 import tlslite.x509
 from tlslite import TLSConnection as _TlsliteConnection  # only for the process-wide opt-in below
+from tlslite.errors import TLSUnexpectedMessage
 from tlslite.messages import Certificate
 from tlslite.recordlayer import RecordLayer
 from tlslite.utils import cipherfactory
@@ -104,6 +105,13 @@ class AcceleratedRecordLayer(RecordLayer):  # type: ignore[misc]
 
     # Hooks RecordLayer._getCipherSettings, where every pending and key-update state gets its cipher factory.
     _getCipherSettings = staticmethod(accelerated_cipher_settings)
+
+    def _decryptSSL2(self, data: bytearray, padding: int) -> Any:
+        """Hooks RecordLayer._decryptSSL2, which calls decrypt() on whatever cipher reads: an SSLv2-framed record
+        under AEAD keys (no SSLv2 cipher is one) killed the connection with AttributeError (patches/0016)."""
+        if self._readState.encContext is not None and self._readState.encContext.isAEAD:
+            raise TLSUnexpectedMessage("SSLv2 record under AEAD keys")  # tlslite sends unexpected_message
+        return super()._decryptSSL2(data, padding)
 
 
 def accelerate_peer_certificate(message: Any) -> None:

@@ -44,7 +44,7 @@ from .connection import IbePsk, binder_alert, newest_ticket_first, prefer_ibe_ps
 from .driving import is_waiting, run_to_completion
 from .early_data import EarlyData, prefer_early_data_suite
 from .pha import PostHandshakeAuth
-from .psk import check_psk_entries
+from .psk import check_psk_entries, check_server_name
 from .records import receive_application_data, send_application_data, sends_fast
 from .settings import HandshakeSettings
 
@@ -245,6 +245,7 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         # (patches/0010); then 0-RTT's answer; the peer key accelerated before PHA validates the certificate.
         if isinstance(message, ClientHello) and not self._client:
             check_psk_entries(message)
+            check_server_name(message)  # patches/0015
         self._early_on_received(message)
         if self.accelerated:
             accelerate_peer_certificate(message)
