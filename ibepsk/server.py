@@ -44,6 +44,9 @@ log = logging.getLogger("ibepsk.server")
 _ACCEPT_RETRY_SECONDS = 0.05
 #: How long it then waits for the threads of the connections it cut to notice.
 _CUT_WAIT_SECONDS = 1.0
+#: At most how long, after an alert, what the peer still sends is read and dropped (see :func:`_linger`).
+LINGER_SECONDS = 5.0
+_LINGER_CHUNK = 65536
 
 
 #: Bytes of a session ticket key (tlslite-ng encrypts tickets with AES-256-GCM or ChaCha20-Poly1305).
@@ -288,6 +291,7 @@ class TLSServer:
             log.info("%s:%d gone before the handshake: %s", peer[0], peer[1], exc)
             return
         conn = TLSConnection(sock)
+        conn.closeSocket = False  # tlslite would close it right after an alert: we linger first, then close it
         try:
             conn.handshakeServer(
                 settings=self.config.settings,
@@ -299,6 +303,7 @@ class TLSServer:
         except Exception as exc:  # a peer must never take the server down
             self.stats.count(conn, ok=False)
             self._log_failure(peer, started, exc, conn)
+            _linger(sock, exc)
             return
         self.stats.count(conn, ok=True)
         log_handshake(peer, conn, (time.perf_counter() - started) * 1000)
@@ -310,6 +315,7 @@ class TLSServer:
         except Exception as exc:  # nor can an application error
             self._log_failure(peer, started, exc, conn, stage="after handshake")
             _close_quietly(conn)
+            _linger(sock, exc)
         else:
             self._finish(conn, sock, peer, started)
 
@@ -323,6 +329,7 @@ class TLSServer:
         except Exception as exc:
             self._log_failure(peer, started, exc, conn, stage="post-handshake auth")
             _close_quietly(conn)
+            _linger(sock, exc)
             return
         _close_both_ways(conn, sock, self.config.timeout)
 
@@ -365,6 +372,24 @@ def _close_quietly(closable: Any) -> None:
     # The peer may already be gone; there is nothing left to tell it.
     with contextlib.suppress(Exception):
         closable.close()
+
+
+def _linger(sock: socket.socket, failure: BaseException) -> None:
+    """After an alert: half-close, then read and drop what the peer still sends until it closes (LINGER_SECONDS
+    at most).
+
+    Closing at once would answer the peer's bytes still in flight (the rest of its flight, its request) with a
+    reset, which reaches the peer before it reads the alert: it sees "connection reset" or EPIPE instead.
+    """
+    if isinstance(failure, TimeoutError | TLSAbruptCloseError | ConnectionError):
+        return  # a silent peer has nothing in flight, a gone one reads nothing more
+    deadline = time.monotonic() + LINGER_SECONDS
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(_LINGER_CHUNK):
+                return
 
 
 def log_client_auth(peer: tuple[str, int], answer: ClientAuthentication | None) -> None:
@@ -426,6 +451,10 @@ def echo_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes:
     return early_data
 
 
+#: The most of a request ``--www`` reads before it answers anyway.
+MAX_WWW_REQUEST = 16384
+
+
 def complete_request(data: bytes | bytearray) -> bool:
     return b"\r\n\r\n" in data
 
@@ -453,21 +482,42 @@ def www_early_data_handler(conn: TLSConnection, early_data: bytes) -> bytes | No
     return www_page(conn, request)
 
 
-def www_application(conn: TLSConnection) -> None:
-    """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection.
+# --- --www without I/O: both servers read and write around these ----------------------
+
+
+@dataclass(frozen=True)
+class WwwAnswer:
+    """What ``--www`` sends once it has the request: a KeyUpdate(update_requested) first if ``key_update``."""
+
+    page: bytes
+    key_update: bool = False
+
+
+def www_wants_more(conn: TLSConnection, request: bytes | bytearray) -> bool:
+    """Whether to read on: ``request`` (the 0-RTT data, then what was read) is not whole yet, nor answered as 0-RTT
+    data already, nor too long to wait for the rest."""
+    return not (conn.early_data_answered or complete_request(request) or len(request) >= MAX_WWW_REQUEST)
+
+
+def www_answer(conn: TLSConnection, request: bytes) -> WwwAnswer | None:
+    """Like ``openssl s_server -www``: a page describing the connection; None when there is nothing to send (the
+    request was answered as 0-RTT data, or the client closed before asking).
 
     ``GET /keyupdate`` is answered after a KeyUpdate(update_requested), as tlslite-ng's test server does.
     """
-    if conn.early_data_answered:
-        return  # answered already, before the handshake completed
+    if conn.early_data_answered or conn.closed:
+        return None
+    return WwwAnswer(www_page(conn, request), key_update=asks_for_key_update(request) and conn.version == TLS_1_3)
+
+
+def www_application(conn: TLSConnection) -> None:
+    """:func:`www_answer` to one HTTP request."""
     request = bytearray(conn.early_data)
-    while not complete_request(request) and len(request) < 16384:
-        chunk = conn.read()
-        if not chunk:
-            break
+    while www_wants_more(conn, request) and (chunk := conn.read()):
         request += chunk
-    if conn.closed:
-        return  # the client closed before asking anything
-    if asks_for_key_update(request) and conn.version == TLS_1_3:
+    answer = www_answer(conn, bytes(request))
+    if answer is None:
+        return
+    if answer.key_update:
         run_to_completion(conn.send_keyupdate_request(KeyUpdateMessageType.update_requested), conn.sock)
-    conn.write(www_page(conn, bytes(request)))
+    conn.write(answer.page)

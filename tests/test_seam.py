@@ -39,6 +39,7 @@ _SAME_IN_BOTH = {
     "_serverSendTickets": "(self, settings)",
     "_tryDecrypt": "(self, settings, identity=None, ticket=None)",
     "_derive_key_iv": "(nonce, user_key, settings)",
+    "writeAsync": "(self, s)",
 }
 _SERVER_ASYNC = (
     "(self, verifierDB=None, certChain=None, privateKey=None, reqCert=False, sessionCache=None, settings=None, "

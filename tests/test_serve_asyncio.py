@@ -6,19 +6,25 @@ import contextlib
 import os
 import re
 import socket
+import struct
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tlslite.constants import AlertDescription, ExtensionType
+from tlslite.errors import TLSRemoteAlert
+from tlslite.extensions import SNIExtension
+from tlslite.handshakesettings import HandshakeSettings as StockSettings
+from tlslite.tlsconnection import TLSConnection as StockConnection
 
 from ibepsk import HandshakeMode, HandshakeSettings, keys
 from ibepsk.client import ClientConfig, connect
 from ibepsk.keys import TAMasterKey
 
 from test_cli_ta import assert_one_line_error, ibepsk
-from tls_support import ListeningProcess
+from tls_support import ListeningProcess, capture_client_hello
 
 TRICKLERS = 200
 
@@ -175,3 +181,107 @@ def test_a_bad_ticket_key_file_is_refused(
     path.chmod(mode)
     result = ibepsk("serve", "--accept", "127.0.0.1:0", "--ibe-key", str(files["localhost"]), "--ticket-key", str(path))
     assert_one_line_error(result, fragment)
+
+
+# --- bad input: the RFC 8446 alert, one log line, no traceback --------------------------------------------
+
+
+def sslv2_client_hello() -> bytes:
+    """An SSLv2-framed ClientHello (RFC 5246 appendix E.2) offering TLS 1.0 and two RSA suites."""
+    specs = bytes.fromhex("00002f000035")
+    challenge = bytes(range(16))
+    body = b"\x01\x03\x01" + struct.pack(">HHH", len(specs), 0, len(challenge)) + specs + challenge
+    return struct.pack(">H", 0x8000 | len(body)) + body
+
+
+CLOSE_NOTIFY = b"\x15\x03\x03\x00\x02\x01\x00"
+
+BAD_INPUT = [
+    pytest.param(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", "illegal_parameter", id="http-request"),
+    pytest.param(b"\x00" * 64, "unexpected_message", id="zeros"),
+    pytest.param(b"\x16\x03\x01\x00\x09\x01\x00\x00\x05hello", "decode_error", id="five-byte-hello"),
+    pytest.param(sslv2_client_hello(), "handshake_failure", id="sslv2-hello"),
+    pytest.param(b"\x17\x03\x03\x00\x05hello", "unexpected_message", id="application-data-first"),
+]
+
+
+def first_record_and_log(files: dict[str, Path], payload: bytes, *, half_close: bool = False) -> tuple[bytes, str]:
+    """Send ``payload`` to ``ibepsk serve`` (then half-close, if asked); what came back, and what the server logged
+    about this connection."""
+    server = Serve("--ibe-key", str(files["localhost"]))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(payload)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+            port = sock.getsockname()[1]
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log, log
+    lines = [line for line in log.splitlines() if f":{port} " in line]
+    assert len(lines) == 1, log
+    return answer, lines[0]
+
+
+def alert_name(answer: bytes) -> str:
+    assert answer[:1] == b"\x15" and len(answer) >= 7, answer
+    return str(AlertDescription.toStr(answer[6]))
+
+
+@pytest.mark.parametrize(("payload", "alert"), BAD_INPUT)
+def test_bad_input_gets_its_alert_and_one_log_line(files: dict[str, Path], payload: bytes, alert: str) -> None:
+    answer, line = first_record_and_log(files, payload)
+    assert alert_name(answer) == alert
+    assert f"handshake failed: sent alert {alert}" in line, line
+
+
+def test_a_tls12_only_client_gets_an_alert(files: dict[str, Path]) -> None:
+    settings = StockSettings()
+    settings.maxVersion = (3, 3)
+    server = Serve("--ibe-key", str(files["localhost"]))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            with pytest.raises(TLSRemoteAlert) as refused:
+                StockConnection(sock).handshakeClientCert(settings=settings)
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log, log
+    assert f"handshake failed: sent alert {AlertDescription.toStr(refused.value.description)}" in log, log
+
+
+def test_a_record_cut_short_by_the_client_closing_is_a_close_not_a_bad_record(files: dict[str, Path]) -> None:
+    answer, line = first_record_and_log(files, b"\x16\x03\x01\x00\x40\x01\x00\x00", half_close=True)
+    assert answer == b""  # nothing to tell a client that has gone
+    assert "handshake failed: peer closed the connection" in line, line
+
+
+def test_close_notify_in_the_middle_of_the_handshake_ends_it_quietly(files: dict[str, Path]) -> None:
+    hello = capture_client_hello(client_config(files).settings, "localhost").unsigned()
+    answer, line = first_record_and_log(files, hello + CLOSE_NOTIFY)
+    assert answer[:1] == b"\x16"  # the server's flight, then it closes
+    assert "handshake failed: peer sent alert close_notify" in line, line
+
+
+def test_a_server_name_without_a_host_name_gets_decode_error(files: dict[str, Path]) -> None:
+    captured = capture_client_hello(client_config(files).settings, "localhost")
+    sni = captured.hello.getExtension(ExtensionType.server_name)
+    sni.serverNames = [SNIExtension.ServerName(1, b"localhost")]  # a name type other than host_name (0)
+    answer, line = first_record_and_log(files, captured.unsigned())
+    assert alert_name(answer) == "decode_error"  # as OpenSSL answers it (patches/0015)
+    assert "handshake failed: sent alert decode_error: server_name extension without a host_name" in line, line
+
+
+def test_an_sslv2_record_after_the_handshake_gets_unexpected_message(files: dict[str, Path]) -> None:
+    server = Serve("--ibe-key", str(files["localhost"]))
+    try:
+        conn = connect("127.0.0.1", server.port, client_config(files))
+        conn.write(b"ping")
+        assert conn.read() == b"ping"
+        conn.sock.sendall(b"\x80\x10" + bytes(16))  # an SSLv2 header: no such record exists under TLS 1.3 keys
+        with pytest.raises(TLSRemoteAlert) as refused:
+            conn.read()
+    finally:
+        log = server.stop()
+    assert refused.value.description == AlertDescription.unexpected_message  # patches/0016
+    assert "after handshake failed: sent alert unexpected_message" in log and "Traceback" not in log, log

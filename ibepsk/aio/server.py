@@ -21,23 +21,23 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from tlslite.constants import AlertDescription, KeyUpdateMessageType
+from tlslite.constants import KeyUpdateMessageType
 from tlslite.errors import TLSAbruptCloseError
 
 from ..server import (
     ServerConfig,
     ServerStats,
-    asks_for_key_update,
-    complete_request,
     log_client_auth,
     log_closed_without_close_notify,
     log_failure,
     log_handshake,
-    www_page,
+    www_answer,
+    www_wants_more,
 )
 from ..stopping import SHUTDOWN_GRACE_SECONDS
 from ..tls import TLSConnection
-from ..tls.versions import TLS_1_3
+from ..tls.alerts import TlsAlert
+from ..tls.pha import client_auth_to_request
 from .streams import TLSProtocol, request_client_auth, server_protocol_factory, tls_protocol
 
 log = logging.getLogger("ibepsk.server")
@@ -45,7 +45,6 @@ log = logging.getLogger("ibepsk.server")
 #: An application: the connection's streams, and how long the peer may stay silent.
 AsyncApplication = Callable[[asyncio.StreamReader, asyncio.StreamWriter, float], Awaitable[None]]
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_MAX_REQUEST = 16384
 _READ_CHUNK = 65536
 
 
@@ -127,7 +126,7 @@ class AsyncTLSServer:
                 log_closed_without_close_notify(peer)
             else:
                 log_failure(peer, exc, conn, _ms_since(started), stage="after handshake")
-            protocol.close_now()
+            protocol.linger()
             return
         if isinstance(protocol.failure, TLSAbruptCloseError):
             log_closed_without_close_notify(peer)  # read as the end of the stream by the application
@@ -142,7 +141,7 @@ class AsyncTLSServer:
             if conn.client_auth_pending and isinstance(exc, TimeoutError):
                 exc = TimeoutError("the client did not answer the certificate request")
             log_failure(peer, exc, conn, _ms_since(started), stage="post-handshake auth")
-            protocol.close_now()
+            protocol.linger()
             return
         await protocol.close_gracefully(self.config.timeout)
 
@@ -190,24 +189,17 @@ async def echo_application(reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 
 async def www_application(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
-    """Like ``openssl s_server -www``: answer one HTTP request with a page describing the connection.
-
-    ``GET /keyupdate`` is answered after a KeyUpdate(update_requested), as tlslite-ng's test server does.
-    """
+    """:func:`ibepsk.server.www_answer` to one HTTP request."""
     conn: TLSConnection = writer.get_extra_info("tls")
-    if conn.early_data_answered:
-        return  # answered already, before the handshake completed
     request = bytearray(conn.early_data)
-    while not complete_request(request) and len(request) < _MAX_REQUEST:
-        chunk = await asyncio.wait_for(reader.read(_READ_CHUNK), timeout)
-        if not chunk:
-            break
+    while www_wants_more(conn, request) and (chunk := await asyncio.wait_for(reader.read(_READ_CHUNK), timeout)):
         request += chunk
-    if conn.closed:
-        return  # the client closed before asking anything
-    if asks_for_key_update(request) and conn.version == TLS_1_3:
+    answer = www_answer(conn, bytes(request))
+    if answer is None:
+        return
+    if answer.key_update:
         tls_protocol(writer).send(conn.send_keyupdate_request(KeyUpdateMessageType.update_requested))
-    writer.write(www_page(conn, bytes(request)))
+    writer.write(answer.page)
     await writer.drain()
 
 
@@ -218,12 +210,12 @@ def requiring_client_auth(application: AsyncApplication) -> AsyncApplication:
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
     ) -> None:
         conn: TLSConnection = writer.get_extra_info("tls")
-        if conn.client_auth is None:
-            if not conn.post_handshake_auth_offered:
-                alert = conn.abort_with_alert_async(
-                    AlertDescription.certificate_required, "client cannot do post-handshake auth"
-                )
-                tls_protocol(writer).send(alert)  # raises the TLSLocalAlert it sent
+        try:
+            asking = client_auth_to_request(conn, required=True)
+        except TlsAlert as alert:
+            tls_protocol(writer).send(conn.abort_with_alert_async(alert.description, alert.reason))  # raises it
+            return
+        if asking:
             await asyncio.wait_for(request_client_auth(writer, required=True), timeout)
         await application(reader, writer, timeout)
 
@@ -238,7 +230,7 @@ def requesting_client_auth(application: AsyncApplication) -> AsyncApplication:
 
     async def asking_application(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
         conn: TLSConnection = writer.get_extra_info("tls")
-        if conn.client_auth is None and conn.post_handshake_auth_offered and conn.version == TLS_1_3:
+        if client_auth_to_request(conn, required=False):
             tls_protocol(writer).ask_for_client_auth(required=False)
         await application(reader, writer, timeout)
 

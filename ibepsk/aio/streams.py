@@ -25,7 +25,8 @@ from ..tls.driving import is_waiting
 
 #: Seconds a peer may take to complete the handshake before it is cut off.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
-#: Seconds a closing connection waits for the peer's close_notify (or EOF) after sending its own.
+#: Seconds a closing connection waits for the peer's close_notify (or EOF) after sending its own; also how long a
+#: refused peer's bytes are read and dropped after the alert (see :meth:`TLSProtocol.linger`).
 CLOSE_TIMEOUT = 5.0
 _RECORD_HEADER = 5
 
@@ -70,8 +71,10 @@ class _TransportSocket:
             del self._received[: len(data)]
             self._record_left -= len(data)
             return data
-        if self._eof:
-            return bytes(self._received[:bufsize])  # what is left of a truncated record, then b"": the end
+        if self._eof:  # what is left of a truncated record, then b"": the end
+            data = bytes(self._received[:bufsize])
+            del self._received[:bufsize]
+            return data
         raise BlockingIOError(errno.EAGAIN, "no whole record received yet")  # tlslite yields 0
 
     def send(self, data: bytes | bytearray) -> int:
@@ -153,6 +156,7 @@ class TLSProtocol(asyncio.Protocol):
         self._started = 0.0
         self._client_auth_waiters: list[asyncio.Future[None]] = []
         self._failure: Exception | None = None
+        self._lingering = False
 
     @property
     def peer(self) -> tuple[str, int]:
@@ -186,12 +190,12 @@ class TLSProtocol(asyncio.Protocol):
         self._advance()
 
     def data_received(self, data: bytes) -> None:
-        if self._socket is not None:
+        if self._socket is not None and not self._lingering:
             self._socket.feed(data)
             self._advance()
 
     def eof_received(self) -> bool:
-        if self._socket is not None:
+        if self._socket is not None and not self._lingering:
             self._socket.feed_eof()
             self._advance()
         return False  # the transport closes itself
@@ -281,7 +285,7 @@ class TLSProtocol(asyncio.Protocol):
         elif isinstance(exc, TLSAbruptCloseError) and self.app_protocol is not None:
             self.app_protocol.eof_received()  # the peer closed its socket without close_notify
         self._settle_client_auth(exc)
-        self._close_transport()
+        self.linger()
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
@@ -350,9 +354,24 @@ class TLSProtocol(asyncio.Protocol):
             else:
                 waiter.set_exception(exc)
 
-    def close_now(self) -> None:
-        """Close the transport (what is written still goes out) without close_notify: after an alert, say."""
-        self._close_transport()
+    def linger(self) -> None:
+        """End the connection without close_notify (after an alert, say): half-close, then drop what the peer
+        still sends until it closes, ``CLOSE_TIMEOUT`` at most.
+
+        Closing at once would leave the peer's bytes in flight (the rest of its flight, its request) to meet a
+        reset, which reaches the peer before it reads the alert: it sees "connection reset" or EPIPE instead.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._lingering:
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        self._lingering = True
+        self._close_steps()
+        transport.write_eof()  # what is written (the alert) still goes out first
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._close_transport)
 
     async def close_gracefully(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """close_notify, then wait (``timeout`` at most) for the peer's close_notify or EOF before closing.

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import tlslite.utils.keyfactory
 import tlslite.x509
 from tlslite import TLSConnection as _TlsliteConnection  # only for the process-wide opt-in below
+from tlslite.errors import TLSUnexpectedMessage
 from tlslite.extensions import CustomNameExtension
 from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.messages import Certificate
@@ -143,6 +144,13 @@ class AcceleratedRecordLayer(RecordLayer):  # type: ignore[misc]
     # tlslite-ng's traffic key and IV derivations, their HKDF-Expand-Label on one-shot HMACs.
     calcTLS1_3PendingState = on_cryptography(RecordLayer.calcTLS1_3PendingState)
     _calcTLS1_3KeyUpdate = on_cryptography(RecordLayer._calcTLS1_3KeyUpdate)
+
+    def _decryptSSL2(self, data: bytearray, padding: int) -> Any:
+        """Hooks RecordLayer._decryptSSL2, which calls decrypt() on whatever cipher reads: an SSLv2-framed record
+        under AEAD keys (no SSLv2 cipher is one) killed the connection with AttributeError (patches/0016)."""
+        if self._readState.encContext is not None and self._readState.encContext.isAEAD:
+            raise TLSUnexpectedMessage("SSLv2 record under AEAD keys")  # tlslite sends unexpected_message
+        return super()._decryptSSL2(data, padding)
 
 
 def accelerate_peer_certificate(message: Any) -> None:

@@ -542,6 +542,22 @@ def _has_certificates(chain: Any) -> bool:
 ConnectionT = TypeVar("ConnectionT", bound=PostHandshakeAuth)
 
 
+def client_auth_to_request(conn: PostHandshakeAuth, *, required: bool) -> bool:
+    """Whether a server application asks the client for a certificate right after the handshake (the wrappers
+    below and those of :mod:`ibepsk.aio.server` decide here).
+
+    Not a client known already from its ticket, nor one that cannot answer (it offered no post_handshake_auth, or
+    the connection is not TLS 1.3): when the certificate is ``required``, that one is refused.
+    """
+    if conn.client_auth is not None:
+        return False
+    if conn.post_handshake_auth_offered and conn.version == TLS_1_3:
+        return True
+    if required:
+        raise AlertCertificateRequired("client cannot do post-handshake auth")
+    return False
+
+
 def requiring_client_auth(application: Callable[[ConnectionT], None]) -> Callable[[ConnectionT], None]:
     """Wrap a server application: authenticate the client right after the handshake, serve it only then.
 
@@ -550,9 +566,12 @@ def requiring_client_auth(application: Callable[[ConnectionT], None]) -> Callabl
     """
 
     def authenticated_application(conn: ConnectionT) -> None:
-        if conn.client_auth is None:
-            if not conn.post_handshake_auth_offered:
-                conn.abort_with_alert(AlertDescription.certificate_required, "client cannot do post-handshake auth")
+        try:
+            asking = client_auth_to_request(conn, required=True)
+        except TlsAlert as alert:
+            conn.abort_with_alert(alert.description, alert.reason)  # raises the TLSLocalAlert it sent
+            return
+        if asking:
             conn.request_client_auth(required=True)
             conn.wait_for_client_auth()
         application(conn)
@@ -571,7 +590,7 @@ def requesting_client_auth(application: Callable[[ConnectionT], None]) -> Callab
     """
 
     def asking_application(conn: ConnectionT) -> None:
-        if conn.client_auth is None and conn.post_handshake_auth_offered and conn.version == TLS_1_3:
+        if client_auth_to_request(conn, required=False):
             conn.request_client_auth(required=False)
         application(conn)
 

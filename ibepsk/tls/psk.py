@@ -102,6 +102,18 @@ def check_psk_entries(client_hello: ClientHello) -> None:
         raise AlertDecodeError("empty binder in the pre_shared_key extension")
 
 
+def check_server_name(client_hello: ClientHello) -> None:
+    """Raise decode_error for a server_name extension that names no host, as OpenSSL does (RFC 6066 §3 defines
+    host_name as the only name type).
+
+    tlslite-ng refuses an empty list, but then reads the first host name of any other list without checking there
+    is one (patches/0015), so its server dies with IndexError instead of sending an alert.
+    """
+    sni = client_hello.getExtension(ExtensionType.server_name)
+    if sni is not None and sni.serverNames and not sni.hostNames:
+        raise AlertDecodeError("server_name extension without a host_name")
+
+
 def psk_mode_allowed(client_hello: ClientHello, allowed: Iterable[str]) -> bool:
     """Whether the ClientHello's psk_key_exchange_modes lists a mode in ``allowed`` (``settings.psk_modes``).
 

@@ -46,7 +46,8 @@ from .connection import IbePsk, binder_alert, newest_ticket_first, prefer_ibe_ps
 from .driving import is_waiting, run_to_completion
 from .early_data import EarlyData, prefer_early_data_suite
 from .pha import PostHandshakeAuth
-from .psk import check_psk_entries
+from .psk import check_psk_entries, check_server_name
+from .records import receive_application_data, send_application_data, sends_fast
 from .settings import HandshakeSettings
 
 T = TypeVar("T")
@@ -74,6 +75,7 @@ HOOKED_METHODS = (
     "_serverSendTickets",
     "_tryDecrypt",
     "_derive_key_iv",
+    "writeAsync",
 )
 #: The hooked methods whose arguments a hook reads: bound by name (:func:`_bind`).
 _BOUND_BY_NAME = (
@@ -211,6 +213,15 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
             return super()._derive_key_iv(nonce, user_key, settings)  # type: ignore[no-any-return]
         return ticket_key_and_iv(bytes(nonce), bytes(user_key), settings.ticketCipher)
 
+    # --- application data ----------------------------------------------------------
+
+    def writeAsync(self, s: Any) -> Iterator[Any]:
+        """Hooks tlslite's writeAsync: application data sealed and sent on the fast path (:mod:`.records`)."""
+        if self.accelerated and sends_fast(self, s):
+            yield from send_application_data(self, s)
+        else:
+            yield from super().writeAsync(s)
+
     # --- closing ------------------------------------------------------------------
 
     def send_close_notify(self) -> None:
@@ -293,6 +304,7 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         # (patches/0010); then 0-RTT's answer; the peer key accelerated before PHA validates the certificate.
         if isinstance(message, ClientHello) and not self._client:
             check_psk_entries(message)
+            check_server_name(message)  # patches/0015
         self._early_on_received(message)
         if self.accelerated:
             accelerate_peer_certificate(message)
@@ -361,9 +373,12 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     # --- post-handshake authentication ------------------------------------------------
 
     def readAsync(self, max: int | None = None, min: int = 1) -> Iterator[Any]:
-        """Hooks tlslite's readAsync, whose scan of pending CertificateRequests dereferences a compress_certificate
+        """Hooks tlslite's readAsync: application data records on the fast path, other messages one at a time by
+        tlslite (:mod:`.records`); its scan of pending CertificateRequests dereferences a compress_certificate
         extension that our requests lack when none is configured (patches/0003)."""
         with self._pha_compression_scan():
+            if self.accelerated:
+                yield from receive_application_data(self, min, functools.partial(super().readAsync, 0, 0))
             yield from super().readAsync(max, min)
 
     def _handle_srv_pha(self, cert: Any) -> Iterator[Any]:

@@ -45,6 +45,11 @@ class CryptographyAead:
         self.tagLength = tag_length
         self._primitive = primitive
 
+    @property
+    def primitive(self) -> _AeadPrimitive:
+        """cryptography's AEAD object, for the record fast path (:mod:`ibepsk.tls.records`)."""
+        return self._primitive
+
     def seal(self, nonce: bytearray, plaintext: bytearray, data: bytearray) -> bytearray:
         """Encrypt ``plaintext`` and append the tag; ``data`` is authenticated only."""
         _check_nonce(nonce)
