@@ -255,7 +255,8 @@ def _refuse_certificate_handshake(conn: TLSConnection) -> None:
 def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
     settings = HandshakeSettings()
     server_name = _server_name(args, host)
-    if args.ta or (args.ibe_scheme == LATTICE and args.lattice_ta):
+    offers_ibe_psk = bool(args.ta or (args.ibe_scheme == LATTICE and args.lattice_ta))  # lattice: no BF TA
+    if offers_ibe_psk:
         settings.ibe_public_params = keys.load_public_params(args.ta) if args.ta else None
         settings.ibe_identity = args.identity or server_name
         settings.ibe_epoch = EpochPeriod(args.epoch) if args.epoch else None
@@ -278,9 +279,9 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
         if not name:
             raise EndpointError("--ca needs a server name to check the certificate against (--servername)")
         checker = ServerCertificateChecker(TrustAnchors.from_pem_file(args.ca), name)
-    elif settings.pskConfigs and not args.ta:
+    elif settings.pskConfigs and not offers_ibe_psk:
         checker = _refuse_certificate_handshake  # with --ta, the IBE-PSK layer refuses it itself
-    if not args.ta and not args.ca and not settings.pskConfigs:
+    if not offers_ibe_psk and not args.ca and not settings.pskConfigs:
         raise EndpointError(
             "give --ta (IBE-PSK), --psk (external PSK) and/or --ca (certificate): nothing would authenticate the server"
         )
