@@ -125,3 +125,33 @@ def test_lattice_only_server_refuses_bf(files: dict[str, Path]) -> None:
 def test_option_errors(files: dict[str, Path], args: tuple[str, ...], message: str) -> None:
     result = ibepsk(*(arg.format_map({name: str(path) for name, path in files.items()}) for arg in args))
     assert_one_line_error(result, message)
+
+
+# --- benchmarks ---------------------------------------------------------------------------------
+
+#: A ``bench wire`` row per scheme: "scheme (marker)", ClientHello, client->server, server->client, total.
+_WIRE_ROW = re.compile(r"^(\S+) \(\S+\)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", re.MULTILINE)
+
+
+def test_bench_wire_sizes_every_scheme() -> None:
+    result = ibepsk("bench", "wire")
+    assert result.returncode == 0, result.stderr
+    rows = {match[0]: [int(n) for n in match[1:]] for match in _WIRE_ROW.findall(result.stdout)}
+    assert set(rows) == set(IBE_SCHEMES), result.stdout
+    # The ClientHello carries the identity (161, 4,161, 3,968, 4,129 bytes) and its key share (32, or 1,216).
+    for scheme, identity_bytes in (("bf", 161), ("tiiger-hybrid", 4161), ("lattice", 3968), ("hybrid", 4129)):
+        share = 32 if scheme == "bf" else 1216
+        client_hello, client_to_server, server_to_client, total = rows[scheme]
+        assert identity_bytes + share < client_hello < identity_bytes + share + 400, (scheme, result.stdout)
+        assert client_hello < client_to_server and client_to_server + server_to_client == total
+
+
+HYBRID_ROWS = ("tiiger-hybrid encapsulate", "tiiger-hybrid decapsulate", "hybrid encapsulate (lattice + BF)",
+               "hybrid decapsulate (lattice + BF)")  # fmt: skip
+
+
+def test_bench_ibe_times_the_hybrids() -> None:
+    result = ibepsk("bench", "ibe", "--runs", "1", "--iterations", "2")
+    assert result.returncode == 0, result.stderr
+    for row in HYBRID_ROWS:
+        assert re.search(rf"^{re.escape(row)}\s+\d+\.\d", result.stdout, re.MULTILINE), (row, result.stdout)
