@@ -363,8 +363,9 @@ class IbeKeyring:
     whose clocks run a little early or late. So one ciphertext costs one
     pairing, two near a boundary, never one per key held.
 
-    ``decapsulations`` counts pairings spent, so an operator (and the tests)
-    can see what a ClientHello costs.
+    ``decapsulations`` counts decapsulations (a pairing, a lattice decryption,
+    or both for a hybrid), so an operator (and the tests) can see what a
+    ClientHello costs.
 
     With ``tiiger_lattice_keys`` (TiigerTLS lattice identity keys, for
     identities that also have a BF key here) and their TA's
