@@ -151,9 +151,20 @@ def _ta_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What ``ta show`` says a lattice file is for: ibepsk's post-quantum schemes, or TiigerTLS's classical hybrid.
+_LATTICE_USES = {
+    keys.LatticeTAPublicParams: "  use: ibepsk connect --ibe-scheme hybrid|lattice --lattice-ta FILE (post-quantum), "
+    "or tiiger-hybrid (classical secrecy)",
+    keys.LatticeIdentityKey: "  use: ibepsk serve --ibe-scheme hybrid|lattice --lattice-key FILE (post-quantum), "
+    "or tiiger-hybrid (classical secrecy)",
+}
+
+
 def _ta_show(args: argparse.Namespace) -> int:
     key = keys.read_key_file(args.file)
     print(f"{args.file}: {key.describe()}")
+    if type(key) in _LATTICE_USES:
+        print(_LATTICE_USES[type(key)])
     if isinstance(key, keys.IdentityKey) and args.ta:
         key.verify(keys.load_public_params(args.ta))
         print("  verified against the given TA public parameters")

@@ -50,6 +50,14 @@ def connect(files: dict[str, Path], port: int, scheme: str, *extra: str) -> tupl
             *extra)  # fmt: skip
 
 
+@pytest.mark.parametrize(("name", "use"), [("lattice-public", "connect"), ("lattice-localhost", "serve")])
+def test_ta_show_says_what_a_lattice_file_is_for(files: dict[str, Path], name: str, use: str) -> None:
+    result = ibepsk("ta", "show", str(files[name]))
+    assert result.returncode == 0, result.stderr
+    assert f"  use: ibepsk {use} --ibe-scheme hybrid|lattice" in result.stdout
+    assert "or tiiger-hybrid (classical secrecy)" in result.stdout
+
+
 def test_cli_names_every_scheme() -> None:
     assert cli.IBE_SCHEMES == IBE_SCHEMES
 
