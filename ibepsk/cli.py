@@ -151,9 +151,20 @@ def _ta_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What ``ta show`` says a lattice file is for: ibepsk's post-quantum schemes, or TiigerTLS's classical hybrid.
+_LATTICE_USES = {
+    keys.LatticeTAPublicParams: "  use: ibepsk connect --ibe-scheme hybrid|lattice --lattice-ta FILE (post-quantum), "
+    "or tiiger-hybrid (classical secrecy)",
+    keys.LatticeIdentityKey: "  use: ibepsk serve --ibe-scheme hybrid|lattice --lattice-key FILE (post-quantum), "
+    "or tiiger-hybrid (classical secrecy)",
+}
+
+
 def _ta_show(args: argparse.Namespace) -> int:
     key = keys.read_key_file(args.file)
     print(f"{args.file}: {key.describe()}")
+    if type(key) in _LATTICE_USES:
+        print(_LATTICE_USES[type(key)])
     if isinstance(key, keys.IdentityKey) and args.ta:
         key.verify(keys.load_public_params(args.ta))
         print("  verified against the given TA public parameters")
@@ -602,15 +613,25 @@ def build_parser() -> Parser:
     return parser
 
 
-def _add_ibe_scheme_option(parser: argparse.ArgumentParser, hybrid_does: str) -> None:
+#: ``--ibe-scheme`` values: ``ibepsk.tls.settings.IBE_SCHEMES`` (not imported: the CLI loads tlslite-ng only to run).
+IBE_SCHEMES = ("bf", "tiiger-hybrid", "lattice", "hybrid")
+
+
+def _add_ibe_scheme_option(parser: argparse.ArgumentParser, hybrid_does: str, ours_do: str) -> None:
     parser.add_argument(
         "--ibe-scheme",
-        choices=("bf", "tiiger-hybrid"),
+        choices=IBE_SCHEMES,
         default="bf",
         help=(
-            f"bf (default): Boneh-Franklin IBE-PSKs; tiiger-hybrid: {hybrid_does}. Its secrecy is classical, "
+            "bf (default): Boneh-Franklin IBE-PSKs, classical (a quantum computer breaks the PSK, the 0-RTT data "
+            f"and the server's authentication). tiiger-hybrid: {hybrid_does}. Its secrecy is classical, "
             "not post-quantum: TiigerTLS's lattice half hides nothing, so the PSK is only as secret as the "
-            "Boneh-Franklin half. For interop with TiigerTLS"
+            f"Boneh-Franklin half. For interop with TiigerTLS. lattice and hybrid: {ours_do}. lattice: ibepsk's "
+            "lattice IBE-PSK, post-quantum (PSK, 0-RTT data, server authentication). hybrid (the recommended "
+            "post-quantum mode): ibepsk's lattice and Boneh-Franklin IBE-PSKs in one, PSK through HKDF: "
+            "post-quantum, with Boneh-Franklin as a classical second line. In every mode the X25519MLKEM768 key "
+            "share makes the 1-RTT traffic post-quantum (lattice and hybrid send it by default), and client "
+            "certificates (post-handshake authentication) stay as classical as their keys"
         ),
     )
 
@@ -627,13 +648,19 @@ def _add_serve_command(serve: argparse.ArgumentParser) -> None:
         help="identity for clients whose SNI names none of the keys (default: the first --ibe-key's)",
     )
     serve.add_argument("--ta", metavar="FILE", help="TA public parameters: check every --ibe-key against them")
-    _add_ibe_scheme_option(serve, "also open TiigerTLS's hybrid IBE-PSKs (marker 3) with --lattice-key")
+    _add_ibe_scheme_option(
+        serve,
+        "also open TiigerTLS's hybrid IBE-PSKs (marker 3) with --lattice-key",
+        "also open ibepsk's lattice IBE-PSKs with --lattice-key (no --ibe-key needed for lattice), and its hybrid "
+        "ones for identities that also have an --ibe-key",
+    )
     serve.add_argument(
         "--lattice-key",
         action="append",
         default=[],
         metavar="FILE",
-        help="TiigerTLS lattice identity key, for an identity that also has an --ibe-key (repeatable)",
+        help="lattice identity key (repeatable): TiigerTLS's, for an identity that also has an --ibe-key "
+        "(tiiger-hybrid), or from 'ibepsk ta extract' of a lattice TA (lattice, hybrid)",
     )
     serve.add_argument("--lattice-ta", metavar="FILE", help="the lattice TA's public parameters (of --lattice-key)")
     serve.add_argument("--cert", metavar="FILE", help="certificate chain (PEM) for certificate handshakes")
@@ -718,8 +745,14 @@ def _add_external_psk_options(parser: argparse.ArgumentParser) -> None:
 def _add_connect_command(connect: argparse.ArgumentParser) -> None:
     connect.add_argument("target", metavar="HOST:PORT", help="the server (HOST defaults to 127.0.0.1)")
     connect.add_argument("--ta", metavar="FILE", help="TA public parameters: offer an IBE-PSK")
-    _add_ibe_scheme_option(connect, "offer TiigerTLS's hybrid IBE-PSK (marker 3) to --ta and --lattice-ta")
-    connect.add_argument("--lattice-ta", metavar="FILE", help="the lattice TA's public parameters (tiiger-hybrid)")
+    _add_ibe_scheme_option(
+        connect,
+        "offer TiigerTLS's hybrid IBE-PSK (marker 3) to --ta and --lattice-ta",
+        "offer ibepsk's IBE-PSK to --lattice-ta (lattice; no --ta needed) or to --ta and --lattice-ta (hybrid)",
+    )
+    connect.add_argument(
+        "--lattice-ta", metavar="FILE", help="the lattice TA's public parameters (tiiger-hybrid, lattice, hybrid)"
+    )
     connect.add_argument(
         "--identity", type=_identity, help="server identity to encapsulate to (default: --servername or HOST)"
     )

@@ -31,7 +31,7 @@ from .server import (
 )
 from .tls import HandshakeMode, HandshakeSettings, KeySigner, TLSConnection, TrustAnchors
 from .tls.certs import ClientCertProfile, ServerCertificateChecker, load_tlslite_chain
-from .tls.connection import TIIGER_HYBRID
+from .tls.connection import LATTICE, TIIGER_HYBRID
 from .tls.driving import run_to_completion
 from .tls.psk import IbeKeyring, sni_host_name
 from .tls.replay import MemoryReplayStore, ReplayStoreError, open_replay_store
@@ -69,7 +69,8 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
     public = keys.load_public_params(args.ta) if args.ta else None
     identity_keys = [keys.load_identity_key(path, public) for path in args.ibe_key]
     psks = external_psks(args)
-    if not identity_keys and not args.cert and not psks:
+    lattice_only = args.ibe_scheme == LATTICE and args.lattice_key
+    if not identity_keys and not args.cert and not psks and not lattice_only:
         raise EndpointError(
             "give at least one --ibe-key (or --cert/--key for certificate handshakes, or --psk/--psk-identity)"
         )
@@ -90,10 +91,10 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
         )
     except (ValueError, ReplayStoreError) as exc:
         raise EndpointError(str(exc)) from None
-    if settings.ibe_keyring is not None and args.ibe_scheme == TIIGER_HYBRID:
-        settings.ibe_keyring = _tiiger_hybrid_keyring(args, identity_keys)
+    if (settings.ibe_keyring is not None or lattice_only) and args.ibe_scheme != "bf":
+        settings.ibe_keyring = _lattice_keyring(args, identity_keys)
     elif args.lattice_key or args.lattice_ta:
-        raise EndpointError("--lattice-key/--lattice-ta go with --ibe-scheme tiiger-hybrid")
+        raise EndpointError("--lattice-key/--lattice-ta go with --ibe-scheme tiiger-hybrid, lattice or hybrid")
     if args.ca:
         profile = ClientCertProfile(args.client_cert_profile)
         settings.client_auth_anchors = TrustAnchors.from_pem_file(args.ca, client_profile=profile)
@@ -115,27 +116,38 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
 
 
 def _set_client_ibe_scheme(args: argparse.Namespace, settings: HandshakeSettings) -> None:
-    if args.ibe_scheme == TIIGER_HYBRID:
-        if not args.ta or not args.lattice_ta:
-            raise EndpointError("--ibe-scheme tiiger-hybrid needs --ta and --lattice-ta")
-        settings.ibe_scheme = TIIGER_HYBRID
+    if args.ibe_scheme != "bf":
+        needs_ta = args.ibe_scheme != LATTICE
+        if not args.lattice_ta or (needs_ta and not args.ta):
+            needed = "--ta and --lattice-ta" if needs_ta else "--lattice-ta"
+            raise EndpointError(f"--ibe-scheme {args.ibe_scheme} needs {needed}")
+        settings.ibe_scheme = args.ibe_scheme
         settings.ibe_lattice_public_params = keys.load_lattice_public_params(args.lattice_ta)
     elif args.lattice_ta:
-        raise EndpointError("--lattice-ta goes with --ibe-scheme tiiger-hybrid")
+        raise EndpointError("--lattice-ta goes with --ibe-scheme tiiger-hybrid, lattice or hybrid")
 
 
-def _tiiger_hybrid_keyring(args: argparse.Namespace, identity_keys: list[keys.IdentityKey]) -> IbeKeyring:
-    """The --ibe-key keys with TiigerTLS lattice keys next to them: the keyring also opens marker 3."""
+def _lattice_keyring(args: argparse.Namespace, identity_keys: list[keys.IdentityKey]) -> IbeKeyring:
+    """The --ibe-key keys with the --lattice-key keys next to them, for --ibe-scheme: TiigerTLS's (marker 3),
+    or ibepsk's lattice and hybrid ones (the latter for identities with both keys)."""
     if not args.lattice_ta or not args.lattice_key:
-        raise EndpointError("--ibe-scheme tiiger-hybrid needs --lattice-ta and --lattice-key (and --ibe-key)")
+        needed = "--lattice-ta and --lattice-key" + ("" if args.ibe_scheme == LATTICE else " (and --ibe-key)")
+        raise EndpointError(f"--ibe-scheme {args.ibe_scheme} needs {needed}")
     lattice_public = keys.load_lattice_public_params(args.lattice_ta)
     lattice_keys = [keys.load_lattice_identity_key(path, lattice_public) for path in args.lattice_key]
-    return IbeKeyring(
-        identity_keys,
-        default=args.default_identity,
-        tiiger_lattice_keys=lattice_keys,
-        tiiger_lattice_public=lattice_public,
-    )
+    if args.ibe_scheme == TIIGER_HYBRID:
+        return IbeKeyring(
+            identity_keys,
+            default=args.default_identity,
+            tiiger_lattice_keys=lattice_keys,
+            tiiger_lattice_public=lattice_public,
+        )
+    try:
+        return IbeKeyring(
+            identity_keys, default=args.default_identity, lattice_keys=lattice_keys, lattice_public=lattice_public
+        )
+    except ValueError as exc:
+        raise EndpointError(str(exc)) from None
 
 
 def _check_verify_client(args: argparse.Namespace) -> None:
@@ -229,7 +241,7 @@ def _server_name(args: argparse.Namespace, host: str) -> str | None:
     if args.servername:
         return str(args.servername)
     name = _default_server_name(host)
-    if name is None and args.ta and args.identity:
+    if name is None and (args.ta or args.lattice_ta) and args.identity:
         return sni_host_name(args.identity)  # None for an identity no host name can carry: the server's default key
     return name
 
@@ -243,8 +255,9 @@ def _refuse_certificate_handshake(conn: TLSConnection) -> None:
 def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
     settings = HandshakeSettings()
     server_name = _server_name(args, host)
-    if args.ta:
-        settings.ibe_public_params = keys.load_public_params(args.ta)
+    offers_ibe_psk = bool(args.ta or (args.ibe_scheme == LATTICE and args.lattice_ta))  # lattice: no BF TA
+    if offers_ibe_psk:
+        settings.ibe_public_params = keys.load_public_params(args.ta) if args.ta else None
         settings.ibe_identity = args.identity or server_name
         settings.ibe_epoch = EpochPeriod(args.epoch) if args.epoch else None
         if not settings.ibe_identity:
@@ -266,9 +279,9 @@ def _client_config(args: argparse.Namespace, host: str) -> ClientConfig:
         if not name:
             raise EndpointError("--ca needs a server name to check the certificate against (--servername)")
         checker = ServerCertificateChecker(TrustAnchors.from_pem_file(args.ca), name)
-    elif settings.pskConfigs and not args.ta:
+    elif settings.pskConfigs and not offers_ibe_psk:
         checker = _refuse_certificate_handshake  # with --ta, the IBE-PSK layer refuses it itself
-    if not args.ta and not args.ca and not settings.pskConfigs:
+    if not offers_ibe_psk and not args.ca and not settings.pskConfigs:
         raise EndpointError(
             "give --ta (IBE-PSK), --psk (external PSK) and/or --ca (certificate): nothing would authenticate the server"
         )
@@ -399,7 +412,7 @@ _BAD_BINDER_ALERTS = (AlertDescription.decrypt_error, AlertDescription.illegal_p
 
 def _handshake_refusal(alert: TLSRemoteAlert, settings: HandshakeSettings) -> str:
     name = _alert_name(alert)
-    if alert.description == AlertDescription.decrypt_error and settings.ibe_public_params is not None:
+    if alert.description == AlertDescription.decrypt_error and settings.ibe_identity is not None:
         return (
             f"the server could not open the IBE-PSK identity for {settings.ibe_identity!r}: wrong TA public key, "
             f"or the server has no key for that identity/epoch (alert {name})"

@@ -28,6 +28,8 @@ class CountingSocket:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self.counts = ByteCounts()
+        #: Bytes the client sent before it first read (its ClientHello records), once it has read.
+        self.first_flight: int | None = None
 
     def send(self, data: bytes) -> int:
         sent = self._sock.send(data)
@@ -39,6 +41,8 @@ class CountingSocket:
         self.counts.client_to_server += len(data)
 
     def recv(self, size: int) -> bytes:
+        if self.first_flight is None:
+            self.first_flight = self.counts.client_to_server
         data = self._sock.recv(size)
         self.counts.server_to_client += len(data)
         return data

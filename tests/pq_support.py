@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ibepsk.ibe._ring import available_rings, get_ring
+from ibepsk.keys import LatticeIdentityKey, LatticeTAPublicParams
 
 from conftest import VECTORS_PATH
 
@@ -33,3 +34,15 @@ def demo_ta_public_key() -> list[int]:
 def demo_secret_key() -> list[int]:
     """s of TiigerTLS's demo identity key for ``localhost``."""
     return list(pq_vectors()["identity_secret_key_s"])
+
+
+@functools.cache
+def demo_lattice_public() -> LatticeTAPublicParams:
+    """TiigerTLS's demo lattice TA as public parameters."""
+    return LatticeTAPublicParams.from_polynomial(demo_ta_public_key())
+
+
+@functools.cache
+def demo_lattice_key() -> LatticeIdentityKey:
+    """TiigerTLS's demo ``localhost`` key: its format is the same for TiigerTLS's lattice KEM and ibepsk's."""
+    return LatticeIdentityKey.from_coefficients("localhost", demo_secret_key(), demo_lattice_public())

@@ -10,47 +10,38 @@ import socket
 from typing import Any
 
 import pytest
-from test_early_data import REQUEST, EarlySeen, echo_rest
+from test_early_data import EarlySeen
 from tlslite.constants import AlertDescription, ExtensionType, GroupName
 
-from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring, TLSConnection
-from ibepsk.client import ClientConfig, connect
+from ibepsk import HandshakeSettings, IbeKeyring
+from ibepsk.client import ClientConfig
 from ibepsk.ibe.lattice import TiigerLatticeEncapsulator
 from ibepsk.keys import IdentityKey, LatticeIdentityKey, LatticeTAPublicParams, TAMasterKey, TAPublicParams
-from ibepsk.netem import FirstFlightRecorder
-from ibepsk.tls.certs import TrustAnchors
-from ibepsk.tls.early_data import EarlyDataStatus
 from ibepsk.tls.psk import IbeScheme
 from ibepsk.tls.replay import MemoryReplayStore
-from ibepsk.tls.signer import KeySigner
 
-from pki import issue, make_ca
-from pq_support import demo_secret_key, demo_ta_public_key, pq_vectors
+from pq_support import demo_lattice_key, demo_lattice_public, demo_secret_key, pq_vectors
 from tls_support import (
     TIMEOUT,
-    AuthenticatingApplication,
     alert_description,
     capture_client_hello,
-    converse,
-    exchange,
     ibe_client_config,
     parse_server_hello,
     psk_extension,
     read_record,
     running_server,
     send_and_read_first_record,
-    wait_for,
 )
 
 
 @pytest.fixture(scope="module")
 def lattice_public() -> LatticeTAPublicParams:
-    return LatticeTAPublicParams.from_polynomial(demo_ta_public_key())
+    return demo_lattice_public()
 
 
 @pytest.fixture(scope="module")
-def lattice_key(lattice_public: LatticeTAPublicParams) -> LatticeIdentityKey:
-    return LatticeIdentityKey.from_coefficients("localhost", demo_secret_key(), lattice_public)
+def lattice_key() -> LatticeIdentityKey:
+    return demo_lattice_key()
 
 
 def keyring(
@@ -172,51 +163,4 @@ def test_tiiger_hybrid_needs_both_public_keys(ta: TAMasterKey) -> None:
         settings.validate()
 
 
-def test_early_data_replay_refusal_and_resumption(
-    ta: TAMasterKey, lattice_key: LatticeIdentityKey, lattice_public: LatticeTAPublicParams
-) -> None:
-    seen = EarlySeen()
-    ring = keyring(ta.extract("localhost"), lattice_key, lattice_public)
-    config = hybrid_config(ta, lattice_public)
-    with running_server(early_settings(ring, seen), echo_rest) as (server, _):
-        recorder = FirstFlightRecorder(socket.create_connection(server.address, timeout=TIMEOUT))
-        conn = TLSConnection(recorder)
-        conn.handshakeClientCert(settings=config.settings, serverName="localhost", early_data=REQUEST)
-        try:
-            assert conn.early_data_status == EarlyDataStatus.ACCEPTED
-            assert (conn.handshake_mode, conn.ibe_identity) == (HandshakeMode.IBE_PSK, "localhost")
-            assert conn.ecdhCurve == GroupName.x25519mlkem768
-            assert conn.read() == b"0.5-rtt:" + REQUEST
-            conn.write(b"more")
-            assert conn.read() == b"echo:more"
-            session = conn.session
-        finally:
-            conn.close()
-        with socket.create_connection(server.address, timeout=TIMEOUT) as replay:
-            replay.sendall(bytes(recorder.first_flight))
-            parse_server_hello(read_record(replay))  # the server still answers the handshake
-        wait_for(lambda: server.stats.early_data["replay"] == 1)
-        resumed = exchange(server, config, session=session)
-    assert resumed.mode == HandshakeMode.RESUMPTION
-    assert seen.chunks == [REQUEST], "the replayed early data must never reach the application"
-
-
-def test_post_handshake_client_authentication(
-    ta: TAMasterKey, lattice_key: LatticeIdentityKey, lattice_public: LatticeTAPublicParams
-) -> None:
-    ca = make_ca()
-    client = issue(ca, "client-device", server=False)
-    settings = early_settings(keyring(ta.extract("localhost"), lattice_key, lattice_public))
-    settings.client_auth_anchors = TrustAnchors([ca.certificate])
-    app = AuthenticatingApplication()
-    config = hybrid_config(ta, lattice_public, client_auth_signer=KeySigner([client.certificate], client.key))
-    with running_server(settings, app) as (server, _):
-        conn = connect(*server.address, config)
-        try:
-            assert conn.handshake_mode == HandshakeMode.IBE_PSK
-            assert converse(conn) == b"echo:ping"
-        finally:
-            conn.close()
-        outcome = app.next_outcome()
-    assert outcome.error is None and outcome.client_auth is not None
-    assert outcome.client_auth.subject == "CN=client-device"
+# 0-RTT, replay refusal, resumption and PHA: test_pq_ibe_tls.py, for every scheme.

@@ -13,7 +13,7 @@ import copy
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from tlslite.constants import AlertDescription, CipherSuite, ExtensionType
+from tlslite.constants import AlertDescription, CipherSuite, ExtensionType, GroupName
 from tlslite.messages import ClientHello, ServerHello
 
 from ..ibe import IbeDecapsulationError
@@ -26,6 +26,7 @@ from .alerts import (
 )
 from .psk import (
     IBE_PSK_HASH,
+    POST_QUANTUM_SCHEMES,
     IbeKeyring,
     IbePskOffer,
     IbeScheme,
@@ -35,6 +36,7 @@ from .psk import (
     first_ibe_identity,
     ibe_scheme_of,
     make_offer,
+    offered_scheme,
     psk_mode_allowed,
     trim_to_ibe_psk_only,
     without_psk_offer,
@@ -42,11 +44,12 @@ from .psk import (
 from .versions import TLS_1_3
 
 if TYPE_CHECKING:
-    from ..keys import LatticeTAPublicParams
     from .settings import HandshakeSettings
 
 #: ``settings.ibe_scheme`` for TiigerTLS's hybrid IBE-PSK (marker 3): classical secrecy, see ibepsk.tls.psk.
 TIIGER_HYBRID = "tiiger-hybrid"
+#: ``settings.ibe_scheme`` for ibepsk's lattice IBE-PSK alone: the one scheme without a BF TA.
+LATTICE = "lattice"
 
 #: The message of the exception tlslite-ng's ``HandshakeHelpers.verify_binder`` raises for a wrong binder.
 _TLSLITE_BAD_BINDER = "Binder does not verify"
@@ -120,11 +123,6 @@ def _psk_mode(
     return HandshakeMode.RESUMPTION, None, key_exchange
 
 
-def tiiger_hybrid_lattice(settings: HandshakeSettings) -> LatticeTAPublicParams | None:
-    """The lattice TA a client encapsulates to as well, for ``ibe_scheme = "tiiger-hybrid"`` (else None)."""
-    return settings.ibe_lattice_public_params if settings.ibe_scheme == TIIGER_HYBRID else None
-
-
 def newest_ticket_first(session: Any) -> Any:
     """The session to resume with, its newest ticket first (tlslite offers the first one): only a ticket issued
     after post-handshake authentication lets the server remember the client. The caller's session is left as is."""
@@ -181,19 +179,19 @@ class IbePsk:
 
     def _ibe_start_client(self, settings: HandshakeSettings, server_name: str | None, checker: Any) -> None:
         """A client may fall back to a certificate handshake only with a ``checker`` to authenticate the server."""
-        if settings.ibe_public_params is not None and not (settings.ibe_identity or server_name):
+        if offered_scheme(settings) is not None and not (settings.ibe_identity or server_name):
             raise ValueError("an IBE-PSK handshake needs settings.ibe_identity or serverName")
         self._certificate_fallback = checker is not None
 
     def _ibe_offer_psk(self, settings: HandshakeSettings, session: Any, server_name: str | None) -> None:
         """Offer a fresh IBE-PSK through this connection's pskConfigs copy."""
         self._reset_handshake_state()
-        public = settings.ibe_public_params
-        if public is not None and settings.maxVersion >= TLS_1_3:
+        scheme = offered_scheme(settings)
+        if scheme is not None and settings.maxVersion >= TLS_1_3:
             base = settings.ibe_identity or server_name
             assert base is not None  # _ibe_start_client refused a handshake without either
             identity = client_identity(base, settings.ibe_epoch)
-            offer = make_offer(public, identity, tiiger_hybrid_lattice(settings))
+            offer = make_offer(settings.ibe_public_params, identity, settings.ibe_lattice_public_params, scheme)
             if offer.marker == IbeScheme.HYBRID:  # as TiigerTLS's POST_QUANTUM client: X25519MLKEM768 alone
                 settings.eccCurves, settings.keyShares, settings.dhGroups = ["x25519mlkem768"], ["x25519mlkem768"], []
             settings.pskConfigs = [offer.psk_config(), *settings.pskConfigs]
@@ -213,7 +211,10 @@ class IbePsk:
         assert self._ibe_offer is not None and self._ibe_binder_context is not None
         settings, session = self._ibe_binder_context
         if settings.ibe_lean_client_hello and not self._certificate_fallback:
-            trim_to_ibe_psk_only(client_hello, offered_psk_hashes(settings, session))
+            # The one key share: X25519MLKEM768 (if offered) with a post-quantum PSK, so that 1-RTT is as well.
+            pq = self._ibe_offer.marker in POST_QUANTUM_SCHEMES
+            preferred = GroupName.x25519mlkem768 if pq else GroupName.x25519
+            trim_to_ibe_psk_only(client_hello, offered_psk_hashes(settings, session), preferred)
         extension = client_hello.getExtension(ExtensionType.pre_shared_key)
         for identity in extension.identities:
             if identity.identity == self._ibe_offer.ciphertext:

@@ -30,7 +30,7 @@ from tlslite.messages import ApplicationData, ClientHello, EncryptedExtensions, 
 from tlslite.utils.cryptomath import derive_secret, secureHMAC
 
 from .alerts import AlertIllegalParameter, AlertUnsupportedExtension
-from .psk import IBE_PSK_HASH, OpenedIbePsk
+from .psk import IBE_PSK_HASH, OpenedIbePsk, offered_scheme
 from .versions import TLS_1_3
 
 if TYPE_CHECKING:
@@ -377,8 +377,8 @@ def prefer_early_data_suite(cipher_suites: list[int]) -> list[int]:
 def _client_early_data(settings: HandshakeSettings, early_data: bytes | None) -> _ClientEarlyData | None:
     if not early_data:
         return None
-    if settings.ibe_public_params is None:
-        raise ValueError("early data needs an IBE-PSK (settings.ibe_public_params)")
+    if offered_scheme(settings) is None:
+        raise ValueError("early data needs an IBE-PSK (settings.ibe_public_params, or the lattice TA's)")
     if len(early_data) > settings.ibe_max_early_data:
         raise ValueError(f"{len(early_data)} bytes of early data exceed the limit of {settings.ibe_max_early_data}")
     return _ClientEarlyData(bytes(early_data))

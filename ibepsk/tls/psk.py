@@ -10,6 +10,11 @@ TiigerTLS's POST_QUANTUM client sends marker 3 instead: its lattice ciphertext
 (lattice key ‖ BF PSK). Its lattice half hides nothing (spec §8), so that PSK is
 exactly as secret as the BF half: **classical**. Marker 2 (the lattice half
 alone) hides nothing at all: a server opens it only when told it is insecure.
+
+ibepsk's own schemes use markers from its private range: its sound lattice KEM
+(3,968 bytes, 32-byte PSK) and its hybrid (sound lattice ‖ BF, 4,129 bytes, PSK
+= HKDF over both keys), which stays secret while either half does: the
+post-quantum modes (see docs/post-quantum.md).
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from __future__ import annotations
 import copy
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from tlslite.constants import (
     TLS_1_3_FORBIDDEN_GROUPS,
@@ -35,8 +40,27 @@ from tlslite.utils.dns_utils import is_valid_hostname
 
 from ..epochs import EpochError, EpochPeriod, current_identity, epoch_identity, parse_identity
 from ..ibe import CIPHERTEXT_BYTES, Decapsulator, Encapsulator, IbeDecapsulationError
-from ..ibe.hybrid import TIIGER_HYBRID_IDENTITY_BYTES, tiiger_hybrid_decapsulate, tiiger_hybrid_encapsulate
-from ..ibe.lattice import TIIGER_CIPHERTEXT_BYTES, TiigerLatticeDecapsulator, TiigerLatticeEncapsulator
+from ..ibe.hybrid import (
+    HYBRID_IDENTITY_BYTES,
+    HYBRID_MARKER,
+    TIIGER_HYBRID_IDENTITY_BYTES,
+    hybrid_decapsulate,
+    hybrid_encapsulate,
+    tiiger_hybrid_decapsulate,
+    tiiger_hybrid_encapsulate,
+)
+from ..ibe.kem import Encapsulation
+from ..ibe.lattice import (
+    CIPHERTEXT_BYTES as LATTICE_CIPHERTEXT_BYTES,
+)
+from ..ibe.lattice import (
+    LATTICE_MARKER,
+    TIIGER_CIPHERTEXT_BYTES,
+    LatticeDecapsulator,
+    LatticeEncapsulator,
+    TiigerLatticeDecapsulator,
+    TiigerLatticeEncapsulator,
+)
 from ..keys import IdentityKey, LatticeIdentityKey, LatticeTAPublicParams, TAPublicParams, validate_identity
 from .alerts import AlertDecodeError, AlertMissingExtension
 from .versions import TLS_1_2, TLS_1_3
@@ -48,11 +72,13 @@ DEFAULT_EPOCH_SKEW = timedelta(minutes=10)
 
 
 class IbeScheme(IntEnum):
-    """TiigerTLS's ``obfuscated_ticket_age`` markers for identity-based PSKs."""
+    """``obfuscated_ticket_age`` markers for identity-based PSKs: TiigerTLS's (1–3), then ibepsk's own."""
 
     BONEH_FRANKLIN = 1
-    LATTICE = 2
-    HYBRID = 3
+    LATTICE = 2  # TiigerTLS's lattice KEM alone: hides nothing (spec §8)
+    HYBRID = 3  # TiigerTLS's hybrid: classical secrecy
+    IBEPSK_LATTICE = LATTICE_MARKER  # ibepsk's sound lattice KEM: post-quantum
+    IBEPSK_HYBRID = HYBRID_MARKER  # ibepsk's hybrid, HKDF over both keys: post-quantum and classical
 
 
 #: The identity length that goes with each marker (spec §9: a robust server checks both).
@@ -60,8 +86,20 @@ _IDENTITY_BYTES = {
     IbeScheme.BONEH_FRANKLIN: CIPHERTEXT_BYTES,
     IbeScheme.LATTICE: TIIGER_CIPHERTEXT_BYTES,
     IbeScheme.HYBRID: TIIGER_HYBRID_IDENTITY_BYTES,
+    IbeScheme.IBEPSK_LATTICE: LATTICE_CIPHERTEXT_BYTES,
+    IbeScheme.IBEPSK_HYBRID: HYBRID_IDENTITY_BYTES,
+}
+#: The schemes whose PSK (and so 0-RTT data and server authentication) is post-quantum.
+POST_QUANTUM_SCHEMES = frozenset({IbeScheme.IBEPSK_LATTICE, IbeScheme.IBEPSK_HYBRID})
+#: ``settings.ibe_scheme`` values and the marker a client sends for each.
+CLIENT_SCHEMES = {
+    "bf": IbeScheme.BONEH_FRANKLIN,
+    "tiiger-hybrid": IbeScheme.HYBRID,
+    "lattice": IbeScheme.IBEPSK_LATTICE,
+    "hybrid": IbeScheme.IBEPSK_HYBRID,
 }
 BF_ONLY = frozenset({IbeScheme.BONEH_FRANKLIN})
+_D = TypeVar("_D")
 
 
 class PskIdentityLike(Protocol):
@@ -177,14 +215,17 @@ _CERTIFICATE_OR_TLS12_EXTENSIONS = frozenset(
 )
 
 
-def trim_to_ibe_psk_only(client_hello: ClientHello, psk_hashes: Iterable[str]) -> None:
+def trim_to_ibe_psk_only(
+    client_hello: ClientHello, psk_hashes: Iterable[str], preferred_group: int = GroupName.x25519
+) -> None:
     """Make a ClientHello that can only end in a PSK handshake as small as that allows.
 
     TLS 1.3 only (its version, its groups): the suites whose hash one of the offered PSKs uses
     (``psk_hashes``: the IBE-PSK's SHA-256, and any external PSK's or ticket's; all TLS 1.3 suites
-    if the settings allow none of those, so the server names the problem), one key share (x25519
-    if offered, as TiigerTLS's), and none of the extensions certificate handshakes or TLS 1.2
-    need. The caller recomputes the binders.
+    if the settings allow none of those, so the server names the problem), one key share
+    (``preferred_group`` if offered: x25519 as TiigerTLS's, X25519MLKEM768 with a post-quantum
+    IBE-PSK), and none of the extensions certificate handshakes or TLS 1.2 need. The caller
+    recomputes the binders.
     """
     tls13_suites = [s for s in client_hello.cipher_suites if s in CipherSuite.tls13Suites]
     client_hello.cipher_suites = CipherSuite.filter_for_prfs(tls13_suites, set(psk_hashes)) or tls13_suites
@@ -197,7 +238,7 @@ def trim_to_ibe_psk_only(client_hello: ClientHello, psk_hashes: Iterable[str]) -
         groups.groups = [g for g in groups.groups if g not in TLS_1_3_FORBIDDEN_GROUPS]
     key_share = client_hello.getExtension(ExtensionType.key_share)
     if key_share is not None and key_share.client_shares:
-        preferred = [share for share in key_share.client_shares if share.group == GroupName.x25519]
+        preferred = [share for share in key_share.client_shares if share.group == preferred_group]
         key_share.client_shares = (preferred or key_share.client_shares)[:1]
 
 
@@ -226,24 +267,23 @@ class OpenedIbePsk:
 
 
 class _EncapsulatorCache:
-    """Keeps one encapsulator per (TA, server name): H1 and the pairing base (BF), H_ID(ID) (lattice) are reused."""
+    """Keeps one encapsulator per (kind, TA, server name): H1 and the pairing base (BF), H_ID(ID) (lattice) are
+    reused."""
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, public: TAPublicParams | LatticeTAPublicParams, identity: str) -> Any:
-        key = (public.fingerprint, identity)
+    def get(self, kind: type, public: TAPublicParams | LatticeTAPublicParams, identity: str) -> Any:
+        """An encapsulator of class ``kind`` (BF's ``Encapsulator`` or a lattice one) to ``identity``."""
+        key = (kind.__name__, public.fingerprint, identity)
         with self._lock:
             encapsulator = self._items.get(key)
             if encapsulator is not None:
                 self._items.move_to_end(key)
                 return encapsulator
-        if isinstance(public, TAPublicParams):
-            encapsulator = Encapsulator(identity, public.public_key)
-        else:
-            encapsulator = TiigerLatticeEncapsulator(identity, public.h)
+        encapsulator = kind(identity, public.public_key if isinstance(public, TAPublicParams) else public.h)
         with self._lock:
             self._items[key] = encapsulator
             while len(self._items) > self._size:
@@ -252,6 +292,15 @@ class _EncapsulatorCache:
 
 
 _encapsulators = _EncapsulatorCache()
+
+
+def offered_scheme(settings: Any) -> IbeScheme | None:
+    """The scheme a client's settings offer an IBE-PSK in, or None when they name no TA to encapsulate to:
+    the lattice TA (``ibe_lattice_public_params``) for ibepsk's lattice scheme, the BF TA for the others."""
+    scheme = CLIENT_SCHEMES[settings.ibe_scheme]
+    lattice_only = scheme == IbeScheme.IBEPSK_LATTICE
+    public = settings.ibe_lattice_public_params if lattice_only else settings.ibe_public_params
+    return scheme if public is not None else None
 
 
 def client_identity(base: str, epoch: EpochPeriod | None, now: datetime | None = None) -> str:
@@ -274,18 +323,43 @@ def sni_host_name(name: str) -> str | None:
 
 
 def make_offer(
-    public: TAPublicParams, identity: str, tiiger_lattice: LatticeTAPublicParams | None = None
+    public: TAPublicParams | None,
+    identity: str,
+    lattice: LatticeTAPublicParams | None = None,
+    scheme: IbeScheme = IbeScheme.BONEH_FRANKLIN,
 ) -> IbePskOffer:
-    """A fresh encapsulation to ``identity``: never reuse one across connections.
+    """A fresh encapsulation to ``identity`` in ``scheme``: never reuse one across connections.
 
-    With ``tiiger_lattice``, TiigerTLS's hybrid (marker 3, 64-byte PSK), whose secrecy is the BF half's alone.
+    ``public`` is the BF TA (every scheme but IBEPSK_LATTICE needs it), ``lattice`` the lattice TA (every
+    scheme but BONEH_FRANKLIN). TiigerTLS's hybrid (marker 3, 64-byte PSK) is only as secret as its BF half.
     """
-    bf = _encapsulators.get(public, identity)
-    if tiiger_lattice is None:
-        encapsulation = bf.encapsulate()
-        return IbePskOffer(identity, bytearray(encapsulation.ciphertext), bytearray(encapsulation.psk))
-    encapsulation = tiiger_hybrid_encapsulate(_encapsulators.get(tiiger_lattice, identity), bf)
-    return IbePskOffer(identity, bytearray(encapsulation.ciphertext), bytearray(encapsulation.psk), IbeScheme.HYBRID)
+    encapsulation = _encapsulate(scheme, identity, public, lattice)
+    return IbePskOffer(identity, bytearray(encapsulation.ciphertext), bytearray(encapsulation.psk), scheme)
+
+
+def _encapsulate(
+    scheme: IbeScheme, identity: str, public: TAPublicParams | None, lattice: LatticeTAPublicParams | None
+) -> Encapsulation:
+    encapsulation: Encapsulation
+    if scheme == IbeScheme.IBEPSK_LATTICE:
+        encapsulation = _encapsulators.get(LatticeEncapsulator, _needed(lattice, "lattice"), identity).encapsulate()
+        return encapsulation
+    bf: Encapsulator = _encapsulators.get(Encapsulator, _needed(public, "Boneh–Franklin"), identity)
+    if scheme == IbeScheme.BONEH_FRANKLIN:
+        return bf.encapsulate()
+    if scheme == IbeScheme.IBEPSK_HYBRID:
+        return hybrid_encapsulate(_encapsulators.get(LatticeEncapsulator, _needed(lattice, "lattice"), identity), bf)
+    if scheme == IbeScheme.HYBRID:
+        return tiiger_hybrid_encapsulate(
+            _encapsulators.get(TiigerLatticeEncapsulator, _needed(lattice, "lattice"), identity), bf
+        )
+    raise ValueError(f"an ibepsk client does not send {scheme.name} identities")
+
+
+def _needed(public: TAPublicParams | LatticeTAPublicParams | None, what: str) -> TAPublicParams | LatticeTAPublicParams:
+    if public is None:
+        raise ValueError(f"this IBE scheme needs the {what} TA's public parameters")
+    return public
 
 
 def _utc_now() -> datetime:
@@ -301,8 +375,9 @@ class IbeKeyring:
     whose clocks run a little early or late. So one ciphertext costs one
     pairing, two near a boundary, never one per key held.
 
-    ``decapsulations`` counts pairings spent, so an operator (and the tests)
-    can see what a ClientHello costs.
+    ``decapsulations`` counts decapsulations (a pairing, a lattice decryption,
+    or both for a hybrid), so an operator (and the tests) can see what a
+    ClientHello costs.
 
     With ``tiiger_lattice_keys`` (TiigerTLS lattice identity keys, for
     identities that also have a BF key here) and their TA's
@@ -311,6 +386,13 @@ class IbeKeyring:
     the BF half: classical. ``allow_insecure_tiiger_lattice_only`` also opens
     marker 2, the lattice half alone, which hides nothing: anyone who sees
     the ClientHello computes its PSK. Leave it off outside interop tests.
+
+    With ``lattice_keys`` (identity keys of a lattice TA, e.g. from
+    ``ibepsk ta extract`` of a ``--scheme lattice`` TA) and that TA's
+    ``lattice_public``, the keyring opens ibepsk's sound lattice identities
+    (:attr:`IbeScheme.IBEPSK_LATTICE`), and ibepsk's hybrid ones
+    (:attr:`IbeScheme.IBEPSK_HYBRID`) to identities that have a BF key too:
+    the post-quantum modes. ``keys`` may then be empty.
     """
 
     def __init__(
@@ -324,6 +406,8 @@ class IbeKeyring:
         tiiger_lattice_keys: Iterable[LatticeIdentityKey] = (),
         tiiger_lattice_public: LatticeTAPublicParams | None = None,
         allow_insecure_tiiger_lattice_only: bool = False,
+        lattice_keys: Iterable[LatticeIdentityKey] = (),
+        lattice_public: LatticeTAPublicParams | None = None,
     ) -> None:
         self._keys: dict[str, Decapsulator] = {}
         self._epochs: dict[str, EpochPeriod] = {}
@@ -332,12 +416,20 @@ class IbeKeyring:
             if public is not None:
                 key.verify(public)
             self._keys[key.identity] = Decapsulator(key.key)
-            self._note_epoch(key.identity)
-            self._note_sni(key.identity)
-        if not self._keys:
+        self._sound = {
+            key.identity: LatticeDecapsulator(key.identity, key.key, h)
+            for key, h in _checked_lattice(
+                lattice_keys, lattice_public, "lattice keys need their TA's public parameters (lattice_public)"
+            )
+        }
+        self._names = dict.fromkeys([*self._keys, *self._sound])  # every identity with a key, in order
+        for name in self._names:
+            self._note_epoch(name)
+            self._note_sni(name)
+        if not self._names:
             raise ValueError("an IbeKeyring needs at least one identity key")
-        self.default = default if default is not None else next(iter(self._keys))
-        if self.default not in self._keys:
+        self.default = default if default is not None else next(iter(self._names))
+        if self.default not in self._names:
             raise ValueError(f"default identity {self.default!r} has no key in this keyring")
         self.epoch_skew = epoch_skew
         self._clock = clock
@@ -350,23 +442,27 @@ class IbeKeyring:
         self, keys: Iterable[LatticeIdentityKey], public: LatticeTAPublicParams | None
     ) -> dict[str, TiigerLatticeDecapsulator]:
         decapsulators = {}
-        for key in keys:
-            if public is None:
-                raise ValueError("TiigerTLS lattice keys need their TA's public parameters (tiiger_lattice_public)")
+        for key, h in _checked_lattice(
+            keys, public, "TiigerTLS lattice keys need their TA's public parameters (tiiger_lattice_public)"
+        ):
             if key.identity not in self._keys:
                 raise ValueError(f"lattice key for {key.identity!r} has no BF key in this keyring: marker 3 needs both")
-            key.verify(public)
-            decapsulators[key.identity] = TiigerLatticeDecapsulator(key.identity, key.key, public.h)
+            decapsulators[key.identity] = TiigerLatticeDecapsulator(key.identity, key.key, h)
         return decapsulators
 
     @property
     def schemes(self) -> frozenset[IbeScheme]:
-        """The markers this keyring opens: BF always; TiigerTLS's hybrid with lattice keys; marker 2 only if allowed."""
-        schemes = set(BF_ONLY)
+        """The markers this keyring has keys for: BF with BF keys; ibepsk's lattice with lattice keys, its hybrid
+        with both for one identity; TiigerTLS's hybrid with its lattice keys; marker 2 only if allowed."""
+        schemes = set(BF_ONLY) if self._keys else set()
         if self._lattice:
             schemes.add(IbeScheme.HYBRID)
             if self.allow_insecure_tiiger_lattice_only:
                 schemes.add(IbeScheme.LATTICE)
+        if self._sound:
+            schemes.add(IbeScheme.IBEPSK_LATTICE)
+        if self._sound.keys() & self._keys.keys():
+            schemes.add(IbeScheme.IBEPSK_HYBRID)
         return frozenset(schemes)
 
     def _note_epoch(self, identity: str) -> None:
@@ -384,13 +480,13 @@ class IbeKeyring:
 
     @property
     def identities(self) -> list[str]:
-        return list(self._keys)
+        return list(self._names)
 
     def candidates(self, server_name: str | None) -> list[str]:
         """The identities, most likely first, that a client naming ``server_name`` in SNI encapsulated to."""
-        if server_name is not None and server_name not in self._keys and server_name not in self._epochs:
+        if server_name is not None and server_name not in self._names and server_name not in self._epochs:
             server_name = self._by_sni.get(server_name, server_name)
-        if server_name in self._keys:
+        if server_name in self._names:
             return [server_name]
         if server_name in self._epochs:
             return self._epoch_candidates(server_name, self._epochs[server_name])
@@ -404,7 +500,7 @@ class IbeKeyring:
             likely.append(current.shifted(-1))
         if current.end - now < self.epoch_skew:
             likely.append(current.shifted(1))
-        return [str(epoch) for epoch in likely if str(epoch) in self._keys]
+        return [str(epoch) for epoch in likely if str(epoch) in self._names]
 
     def open(
         self, server_name: str | None, ciphertext: bytes, scheme: IbeScheme = IbeScheme.BONEH_FRANKLIN
@@ -422,11 +518,36 @@ class IbeKeyring:
         raise IbeDecapsulationError("the ciphertext opens under none of the keys for this name")
 
     def _decapsulate(self, identity: str, scheme: IbeScheme, ciphertext: bytes) -> bytes:
-        if scheme == IbeScheme.BONEH_FRANKLIN:
-            return self._keys[identity].decapsulate(ciphertext)
-        lattice = self._lattice.get(identity)
-        if lattice is None:
-            raise IbeDecapsulationError(f"no TiigerTLS lattice key for {identity!r}")
+        if scheme == IbeScheme.IBEPSK_LATTICE:
+            return _key(self._sound, identity, "lattice").decapsulate(ciphertext)
         if scheme == IbeScheme.LATTICE:
-            return lattice.decapsulate(ciphertext)
-        return tiiger_hybrid_decapsulate(lattice, self._keys[identity], ciphertext)
+            return _key(self._lattice, identity, "TiigerTLS lattice").decapsulate(ciphertext)
+        bf = _key(self._keys, identity, "Boneh–Franklin")
+        if scheme == IbeScheme.BONEH_FRANKLIN:
+            return bf.decapsulate(ciphertext)
+        if scheme == IbeScheme.IBEPSK_HYBRID:
+            return hybrid_decapsulate(_key(self._sound, identity, "lattice"), bf, ciphertext)
+        return tiiger_hybrid_decapsulate(_key(self._lattice, identity, "TiigerTLS lattice"), bf, ciphertext)
+
+
+def _checked_lattice(
+    keys: Iterable[LatticeIdentityKey], public: LatticeTAPublicParams | None, without_public: str
+) -> list[tuple[LatticeIdentityKey, list[int]]]:
+    """Each lattice key, verified against its TA's ``public`` key, with that TA's h."""
+    keys = list(keys)
+    if not keys:
+        return []
+    if public is None:
+        raise ValueError(without_public)
+    for key in keys:
+        key.verify(public)
+    h = public.h
+    return [(key, h) for key in keys]
+
+
+def _key(table: Mapping[str, _D], identity: str, kind: str) -> _D:
+    """The decapsulator for ``identity`` from ``table``; IbeDecapsulationError when this keyring has none."""
+    decapsulator = table.get(identity)
+    if decapsulator is None:
+        raise IbeDecapsulationError(f"no {kind} key for {identity!r}")
+    return decapsulator

@@ -15,7 +15,7 @@ from ..keys import LatticeTAPublicParams, TAPublicParams
 from ._crypto.mlkem import GROUP_NAMES as HYBRID_GROUP_NAMES
 from .certs import TrustAnchors
 from .early_data import MAX_RECORD_PLAINTEXT, EarlyDataHandler
-from .psk import IbeKeyring
+from .psk import CLIENT_SCHEMES, IbeKeyring
 from .replay import MemoryReplayStore, ReplayStore
 from .signer import Signer
 
@@ -52,7 +52,13 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         and the TiigerTLS lattice TA in ``ibe_lattice_public_params``, offered
         with an X25519MLKEM768 key share alone. Its PSK is only as secret as the
         BF half (TiigerTLS's lattice half hides nothing): classical, not
-        post-quantum. It exists for interop with TiigerTLS.
+        post-quantum. It exists for interop with TiigerTLS. ``"lattice"``:
+        ibepsk's sound lattice IBE-PSK (marker 0xFFFFFF02) to the lattice TA
+        in ``ibe_lattice_public_params`` alone (no BF TA needed), and
+        ``"hybrid"``: ibepsk's hybrid (marker 0xFFFFFF03; the lattice KEM and
+        BF, PSK = HKDF over both keys), the recommended post-quantum mode.
+        Both send an X25519MLKEM768 share (if in ``keyShares``, as by default)
+        as the lean ClientHello's one key share.
         ``ibe_identity``: the identity to encapsulate to (default: the
         ``serverName`` given to the handshake).
         ``ibe_epoch``: an :class:`~ibepsk.epochs.EpochPeriod` to bind that
@@ -151,8 +157,9 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         return ours
 
 
-#: ``ibe_scheme`` values: Boneh–Franklin (marker 1), TiigerTLS's hybrid (marker 3, classical secrecy).
-IBE_SCHEMES = ("bf", "tiiger-hybrid")
+#: ``ibe_scheme`` values: Boneh–Franklin (marker 1), TiigerTLS's hybrid (marker 3, classical secrecy), and
+#: ibepsk's post-quantum lattice and hybrid (markers 0xFFFFFF02, 0xFFFFFF03).
+IBE_SCHEMES = tuple(CLIENT_SCHEMES)
 
 
 def _check_ibe_scheme(settings: HandshakeSettings) -> None:
@@ -161,8 +168,10 @@ def _check_ibe_scheme(settings: HandshakeSettings) -> None:
     lattice = settings.ibe_lattice_public_params
     if lattice is not None and not isinstance(lattice, LatticeTAPublicParams):
         raise ValueError("ibe_lattice_public_params must be an ibepsk.keys.LatticeTAPublicParams")
-    if settings.ibe_scheme == "tiiger-hybrid" and (lattice is None or settings.ibe_public_params is None):
-        raise ValueError("ibe_scheme 'tiiger-hybrid' needs ibe_public_params and ibe_lattice_public_params")
+    if settings.ibe_scheme in ("tiiger-hybrid", "hybrid") and (lattice is None or settings.ibe_public_params is None):
+        raise ValueError(f"ibe_scheme {settings.ibe_scheme!r} needs ibe_public_params and ibe_lattice_public_params")
+    if settings.ibe_scheme == "lattice" and lattice is None:
+        raise ValueError("ibe_scheme 'lattice' needs ibe_lattice_public_params")
 
 
 def _hybrid_first(names: list[str], hybrids: tuple[str, ...]) -> list[str]:
