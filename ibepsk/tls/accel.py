@@ -31,7 +31,7 @@ from tlslite.recordlayer import RecordLayer
 from tlslite.utils import cipherfactory
 
 from ._crypto import ecdh, mlkem
-from ._crypto.aead import create_aes_ccm, create_aes_ccm_8, create_aes_gcm, create_chacha20_poly1305
+from ._crypto.aead import CryptographyAead, create_aes_ccm, create_aes_ccm_8, create_aes_gcm, create_chacha20_poly1305
 from ._crypto.keys import accelerate_key
 
 __all__ = [
@@ -104,6 +104,13 @@ class AcceleratedRecordLayer(RecordLayer):  # type: ignore[misc]
 
     # Hooks RecordLayer._getCipherSettings, where every pending and key-update state gets its cipher factory.
     _getCipherSettings = staticmethod(accelerated_cipher_settings)
+
+    def release_ciphers(self) -> None:
+        """Free the current read and write ciphers' OpenSSL state while the connection waits (see
+        :meth:`CryptographyAead.release`); the next record keys them again."""
+        for state in (self._readState, self._writeState):
+            if isinstance(state.encContext, CryptographyAead):
+                state.encContext.release()
 
 
 def accelerate_peer_certificate(message: Any) -> None:
