@@ -132,28 +132,8 @@ class TLSProtocol(asyncio.Protocol):
     """One TLS connection: runs the handshake, then reads records into the application's protocol.
 
     Ten thousand of these may sit idle at once, so a connection waiting for its peer holds no tlslite
-    generator (a read starts afresh when a record arrives) and no ``__dict__``.
+    generator (a read starts afresh when a record arrives) and no keyed record cipher.
     """
-
-    __slots__ = (
-        "_client_auth_waiters",
-        "_failure",
-        "_handshake_timeout",
-        "_observer",
-        "_on_established",
-        "_read_idle",
-        "_reading",
-        "_socket",
-        "_start_handshake",
-        "_started",
-        "_steps",
-        "_timer",
-        "app_protocol",
-        "closed",
-        "conn",
-        "handshake_done",
-        "transport",
-    )
 
     def __init__(
         self,
@@ -430,8 +410,6 @@ class TLSProtocol(asyncio.Protocol):
 
 class TLSTransport(asyncio.Transport):
     """The application's transport: writes are encrypted; ``get_extra_info("tls")`` is the TLS connection."""
-
-    __slots__ = ("_closing", "_conn", "_raw", "_tls")
 
     def __init__(self, protocol: TLSProtocol) -> None:
         super().__init__()
