@@ -48,6 +48,8 @@ class HandshakeObserver(Protocol):
 class _TransportSocket:
     """The socket tlslite-ng sees: received bytes from a buffer, sent bytes straight to the transport."""
 
+    __slots__ = ("_eof", "_received", "_record_left", "_transport")
+
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._received = bytearray()
@@ -130,7 +132,11 @@ def _run_without_waiting(steps: Iterator[Any]) -> Any:
 
 
 class TLSProtocol(asyncio.Protocol):
-    """One TLS connection: runs the handshake, then reads records into the application's protocol."""
+    """One TLS connection: runs the handshake, then reads records into the application's protocol.
+
+    Ten thousand of these may sit idle at once, so a connection waiting for its peer holds no tlslite
+    generator (a read starts afresh when a record arrives) and no keyed record cipher.
+    """
 
     def __init__(
         self,
@@ -152,6 +158,7 @@ class TLSProtocol(asyncio.Protocol):
         self._socket: _TransportSocket | None = None
         self._steps: Iterator[Any] | None = None
         self._reading = False
+        self._read_idle = False  # reading, and the last read waited for a record: none is in progress
         self._timer: asyncio.TimerHandle | None = None
         self._started = 0.0
         self._client_auth_waiters: list[asyncio.Future[None]] = []
@@ -192,12 +199,12 @@ class TLSProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._socket is not None and not self._lingering:
             self._socket.feed(data)
-            self._advance()
+            self._resume()
 
     def eof_received(self) -> bool:
         if self._socket is not None and not self._lingering:
             self._socket.feed_eof()
-            self._advance()
+            self._resume()
         return False  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -221,6 +228,13 @@ class TLSProtocol(asyncio.Protocol):
 
     # --- driving tlslite ------------------------------------------------------
 
+    def _resume(self) -> None:
+        """Bytes (or the end) arrived: go on with the handshake, or start the read that waits for them."""
+        if self._read_idle:
+            self._read_idle = False
+            self._read_next()
+        self._advance()
+
     def _advance(self) -> None:
         """Run the generator in progress until it waits for bytes; deliver what the reads return."""
         while self._steps is not None:
@@ -238,10 +252,20 @@ class TLSProtocol(asyncio.Protocol):
                 self._fail(exc)
                 return
             if is_waiting(step):  # sends never block here: "wants write" is as good as "wants read"
+                if self._reading:
+                    self._go_idle()
                 self._check_client_auth()
                 return
             if self._reading:
                 self._deliver(step)
+
+    def _go_idle(self) -> None:
+        """The read waits at a record boundary (see _TransportSocket.recv): a new one can take over when the next
+        record arrives, so none is kept meanwhile, nor the record ciphers' keyed state."""
+        assert self.conn is not None
+        self._close_steps()
+        self._read_idle = True
+        self.conn.release_idle_ciphers()
 
     def _established(self) -> None:
         self._cancel_timer()
@@ -301,6 +325,7 @@ class TLSProtocol(asyncio.Protocol):
             self._timer = None
 
     def _close_steps(self) -> None:
+        self._read_idle = False
         steps, self._steps = self._steps, None
         if steps is not None and hasattr(steps, "close"):
             steps.close()
@@ -314,6 +339,11 @@ class TLSProtocol(asyncio.Protocol):
     def send(self, steps: Iterator[Any]) -> Any:
         """Run a tlslite operation that only sends (a write, a KeyUpdate, a CertificateRequest)."""
         return _run_without_waiting(steps)
+
+    def after_write(self) -> None:
+        """Application data went out: a connection waiting for its peer frees the ciphers again."""
+        if self._read_idle and self.conn is not None:
+            self.conn.release_idle_ciphers()
 
     def ask_for_client_auth(self, *, required: bool) -> None:
         """Send a CertificateRequest; the answer is judged as it arrives (see :meth:`wait_for_client_auth`)."""
@@ -422,6 +452,7 @@ class TLSTransport(asyncio.Transport):
             raise ConnectionResetError("the TLS connection is closed")
         if data:
             self._tls.send(self._conn.writeAsync(bytes(data)))
+            self._tls.after_write()
 
     def can_write_eof(self) -> bool:
         return False  # TLS has no half-close: close_notify ends both directions' data in tlslite
@@ -579,13 +610,11 @@ def server_protocol_factory(
             settings=settings, certChain=cert_chain, privateKey=private_key, alpn=alpn, reqCert=verify_client
         )
 
+    def established(protocol: TLSProtocol) -> None:
+        _attach_streams(protocol, client_connected_cb)
+
     def protocol_factory() -> TLSProtocol:
-        protocol = TLSProtocol(
-            start,
-            lambda done: _attach_streams(done, client_connected_cb),
-            handshake_timeout=handshake_timeout,
-            observer=observer,
-        )
+        protocol = TLSProtocol(start, established, handshake_timeout=handshake_timeout, observer=observer)
         if observer is not None:
             observer.connection_started(protocol)
         return protocol

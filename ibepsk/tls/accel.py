@@ -35,7 +35,13 @@ from tlslite.recordlayer import RecordLayer
 from tlslite.utils import cipherfactory, cryptomath
 
 from ._crypto import ecdh, mlkem
-from ._crypto.aead import create_aes_ccm, create_aes_ccm_8, create_aes_gcm, create_chacha20_poly1305
+from ._crypto.aead import (
+    CryptographyAead,
+    create_aes_ccm,
+    create_aes_ccm_8,
+    create_aes_gcm,
+    create_chacha20_poly1305,
+)
 from ._crypto.kdf import TLSLITE_KEY_SCHEDULE
 from ._crypto.keys import accelerate_key
 
@@ -151,6 +157,13 @@ class AcceleratedRecordLayer(RecordLayer):  # type: ignore[misc]
         if self._readState.encContext is not None and self._readState.encContext.isAEAD:
             raise TLSUnexpectedMessage("SSLv2 record under AEAD keys")  # tlslite sends unexpected_message
         return super()._decryptSSL2(data, padding)
+
+    def release_ciphers(self) -> None:
+        """Free the current read and write ciphers' OpenSSL state while the connection waits (see
+        :meth:`CryptographyAead.release`); the next record keys them again."""
+        for state in (self._readState, self._writeState):
+            if isinstance(state.encContext, CryptographyAead):
+                state.encContext.release()
 
 
 def accelerate_peer_certificate(message: Any) -> None:

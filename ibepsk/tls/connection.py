@@ -149,10 +149,16 @@ def prefer_ibe_psk_suites(settings: HandshakeSettings, client_hello: Any, cipher
     return cipher_suites
 
 
+#: ``external_indexes`` of the many handshakes that offer no external PSK (one object, not one each).
+_NO_INDEXES: frozenset[int] = frozenset()
+
+
 def external_indexes(settings: Any, client_hello: Any) -> frozenset[int]:
     psks = client_hello.getExtension(ExtensionType.pre_shared_key)
     external = _external_identities(settings)
-    return frozenset(i for i, ident in enumerate(psks.identities if psks else ()) if bytes(ident.identity) in external)
+    if not psks or not external:
+        return _NO_INDEXES
+    return frozenset(i for i, ident in enumerate(psks.identities) if bytes(ident.identity) in external)
 
 
 class IbePsk:
@@ -171,7 +177,7 @@ class IbePsk:
         self._ibe_offer: IbePskOffer | None = None
         self._ibe_binder_context: tuple[Any, Any] | None = None
         self._ibe_opened: OpenedIbePsk | None = None
-        self._external_psk_indexes: frozenset[int] = frozenset()
+        self._external_psk_indexes: frozenset[int] = _NO_INDEXES
         self._server_selected_suite: int | None = None
         self._certificate_fallback = False
 
@@ -332,6 +338,17 @@ class IbePsk:
             selected.selected in self._external_psk_indexes,
         )
 
+    def _ibe_after_handshake(self) -> None:
+        """The key schedule has used the IBE-PSK: zero it, and let go of it, its ciphertext and the settings it was
+        offered with (the handshake's outcome stays in ``handshake_mode`` and ``ibe_identity``)."""
+        for secret in (self._ibe_offer, self._ibe_opened):
+            if secret is not None:
+                secret.psk[:] = bytes(len(secret.psk))  # tlslite's pskConfigs copy holds the same bytearray
+        self._ibe_offer = None
+        self._ibe_binder_context = None
+        self._ibe_opened = None
+        self._external_psk_indexes = _NO_INDEXES
+
     def _reset_handshake_state(self) -> None:
         self.handshake_mode = None
         self.ibe_identity = None
@@ -339,7 +356,7 @@ class IbePsk:
         self._ibe_offer = None
         self._ibe_binder_context = None
         self._ibe_opened = None
-        self._external_psk_indexes = frozenset()
+        self._external_psk_indexes = _NO_INDEXES
 
 
 def binder_alert(description: int, reason: object) -> int:

@@ -336,6 +336,14 @@ class EarlyData:
             yield result
         raise AssertionError("tlslite's record reader ended without a record")
 
+    # --- once the handshake is over ------------------------------------------------
+
+    def _early_after_handshake(self) -> None:
+        """0-RTT is over once the handshake is (rejected data was resent, accepted data read): let go of its keys,
+        settings and transcript copy; ``early_data_status``, ``early_data`` and ``early_data_rejection`` stay."""
+        self._server_early = None
+        self._client_early = None
+
     # --- record-layer states ----------------------------------------------------
 
     def _early_state(self, secret: bytearray, implementations: list[str]) -> Any:

@@ -127,6 +127,7 @@ class PostHandshakeAuth:
     # Provided by tlslite-ng's TLSConnection (see ibepsk.tls.seam).
     _client: bool
     _pha_supported: Any
+    _client_keypair: Any
     _cert_requests: dict[Any, Any]
     _first_handshake_hashes: Any
     _sendMsg: Any
@@ -145,6 +146,7 @@ class PostHandshakeAuth:
     unread: Any
 
     def _init_pha(self) -> None:
+        self._first_handshake_hashes = None  # tlslite-ng sets it as a TLS 1.3 handshake ends
         self.client_auth: ClientAuthentication | None = None
         self.certificate_requests_received = 0
         self.certificate_requests_answered = 0
@@ -393,6 +395,27 @@ class PostHandshakeAuth:
         one_ticket.ticket_count = 1
         yield from self._serverSendTickets(one_ticket)
 
+    # --- both sides: once the handshake is over -----------------------------------
+
+    def _pha_after_handshake(self) -> None:
+        """Keep what post-handshake authentication still needs, and only while it can still happen: a server
+        whose client offered post_handshake_auth, a client that offered it (RFC 8446 §4.6.2). Then the transcript
+        is one hash, not tlslite's six and the transcript's bytes; a server keeps its settings only with
+        ``client_auth_anchors`` (without them :meth:`request_client_auth` refuses anyway)."""
+        if not self._pha_still_possible():
+            self._first_handshake_hashes = None
+            self._pha_settings = None
+            return
+        prf_name, _ = self._getPRFParams(self.session.cipherSuite)
+        self._first_handshake_hashes = TranscriptHash.of(self._first_handshake_hashes, prf_name)
+        if not self._client and self._pha_settings is not None and self._pha_settings.client_auth_anchors is None:
+            self._pha_settings = None
+
+    def _pha_still_possible(self) -> bool:
+        if self.closed or self.version != TLS_1_3 or self._first_handshake_hashes is None:
+            return False
+        return bool(self._client_keypair if self._client else self._pha_supported)
+
     # --- client: steps the seam calls -----------------------------------------
 
     def _pha_certificate_request_for(self, peer: str, request_msg: Any) -> Any:
@@ -472,6 +495,35 @@ class PostHandshakeAuth:
         finished_key = HKDF_expand_label(self.session.cl_app_secret, b"finished", b"", prf_size, prf_name)
         verify_data = secureHMAC(finished_key, transcript.digest(prf_name), prf_name)
         return Finished(TLS_1_3, prf_size).create(verify_data)
+
+
+class TranscriptHash:
+    """The handshake transcript as post-handshake authentication reads it (``copy``, ``update``, ``digest`` of
+    tlslite-ng's ``HandshakeHashes``), kept in the suite's PRF hash alone: about 0.3 KiB where tlslite-ng keeps six
+    hashes (about 1.7 KiB of OpenSSL state) and every byte of the transcript."""
+
+    __slots__ = ("_hash", "name")
+
+    def __init__(self, name: str, state: Any) -> None:
+        self.name = name
+        self._hash = state
+
+    @classmethod
+    def of(cls, hashes: Any, prf_name: str) -> TranscriptHash:
+        """The ``prf_name`` hash (TLS 1.3's are sha256 and sha384) of tlslite-ng's ``HandshakeHashes``."""
+        state = hashes._handshakeSHA384 if prf_name == "sha384" else hashes._handshakeSHA256
+        return cls(prf_name, state.copy())
+
+    def update(self, data: bytes | bytearray) -> None:
+        self._hash.update(data)
+
+    def copy(self) -> TranscriptHash:
+        return TranscriptHash(self.name, self._hash.copy())
+
+    def digest(self, digest: str | None = None) -> bytes:
+        if digest != self.name:
+            raise ValueError(f"the transcript was kept in {self.name} only, not {digest}")
+        return self._hash.digest()  # type: ignore[no-any-return]
 
 
 def answering_scheme(

@@ -122,6 +122,19 @@ class Parameters:
 _PARAMETERS = {name: Parameters(HOOKED_SIGNATURES[name]) for name in _BOUND_BY_NAME}
 
 
+class _FinishedTranscript:
+    """The transcript of a completed handshake: tlslite-ng hashes each post-handshake message into it, and nothing
+    reads it (post-handshake authentication reads the copy taken at the client's Finished)."""
+
+    __slots__ = ()
+
+    def update(self, data: bytes | bytearray) -> None:
+        """Nothing to do."""
+
+
+_FINISHED_TRANSCRIPT = _FinishedTranscript()
+
+
 def _bind(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """A hooked call's arguments by name (without ``self``), tlslite-ng's defaults filled in."""
     return _PARAMETERS[method].bind(args, kwargs)
@@ -158,11 +171,14 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     accelerated: ClassVar[bool] = True
 
     def __init__(self, sock: Any) -> None:
-        """Hooks tlslite's constructor: upgrade its still unused record layer; set up each part's state."""
+        """Hooks tlslite's constructor: upgrade its still unused record layer, a lighter write queue; set up each
+        part's state."""
         super().__init__(sock)
         if self.accelerated:
             # tlslite-ng builds its RecordLayer in TLSRecordLayer.__init__ without a factory to hook.
             self._recordLayer.__class__ = AcceleratedRecordLayer
+        # tlslite-ng's BufferedSocket queues writes in a deque, 760 bytes even when empty; a list does as well.
+        self.sock._write_queue = []
         self._init_ibe_psk()
         self._init_early_data()
         self._init_pha()
@@ -222,6 +238,26 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         else:
             yield from super().writeAsync(s)
 
+    # --- after the handshake --------------------------------------------------------
+
+    def _release_handshake_state(self) -> None:
+        """Let go of what only the handshake needed (a held connection is about 10 KiB smaller): tlslite's
+        transcripts — post-handshake authentication keeps the one hash it needs, if it can still happen — and the
+        parts' handshake state, the IBE-PSK zeroed. tlslite still feeds post-handshake messages to its transcript,
+        which no one reads any more (a new handshake starts a new one)."""
+        self._pha_after_handshake()
+        self._ibe_after_handshake()
+        self._early_after_handshake()
+        self._handshake_hash = _FINISHED_TRANSCRIPT
+        self._pre_client_hello_handshake_hash = None
+        self._certificate_verify_handshake_hash = None
+
+    def release_idle_ciphers(self) -> None:
+        """Free the record ciphers' OpenSSL state (about 2.5 KiB each way) while the connection waits for its peer;
+        the next record keys them again (about 2 µs). For servers that hold many idle connections."""
+        if self.accelerated:
+            self._recordLayer.release_ciphers()
+
     # --- closing ------------------------------------------------------------------
 
     def send_close_notify(self) -> None:
@@ -243,7 +279,8 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
 
     def _handshakeClientAsync(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks the entry of every tlslite client handshake: ibepsk settings for every hook, the caller's session
-        left alone, the IBE-PSK and 0-RTT set up, the client key accelerated; rejected early data resent last."""
+        left alone, the IBE-PSK and 0-RTT set up, the client key accelerated; rejected early data resent last,
+        then what only the handshake needed released."""
         arguments = _bind("_handshakeClientAsync", args, kwargs)
         settings = arguments["settings"] = HandshakeSettings.of(arguments["settings"])
         arguments["session"] = newest_ticket_first(arguments["session"])
@@ -256,6 +293,7 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     def _client_handshake(self, handshake: Iterator[Any], settings: HandshakeSettings) -> Iterator[Any]:
         yield from handshake
         yield from self._early_resend_rejected(settings)
+        self._release_handshake_state()
 
     def _clientSendClientHello(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks tlslite's ClientHello sender: PHA offered for a Signer too; the IBE-PSK offered; the 0-RTT
@@ -330,10 +368,14 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
 
     def handshakeServerAsync(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks the entry of tlslite's server handshake (``handshakeServer`` runs it too): ibepsk settings
-        for every hook, whatever the caller passed."""
+        for every hook, whatever the caller passed; what only the handshake needed released once it is done."""
         arguments = _bind("handshakeServerAsync", args, kwargs)
         arguments["settings"] = HandshakeSettings.of(arguments["settings"])
-        return super().handshakeServerAsync(**arguments)  # type: ignore[no-any-return]
+        return self._server_handshake(super().handshakeServerAsync(**arguments))
+
+    def _server_handshake(self, handshake: Iterator[Any]) -> Iterator[Any]:
+        yield from handshake
+        self._release_handshake_state()
 
     def _server_select_certificate(self, *args: Any, **kwargs: Any) -> Any:
         """Hooks tlslite's suite and certificate choice (incl. virtual hosts): with 0-RTT on offer and enabled the

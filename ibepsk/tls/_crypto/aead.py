@@ -10,6 +10,7 @@ when the tag does not verify, which the record layer turns into a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -39,29 +40,40 @@ class CryptographyAead:
     nonceLength = NONCE_LENGTH
     implementation = IMPLEMENTATION
 
-    def __init__(self, name: str, key: bytearray, primitive: _AeadPrimitive, tag_length: int = FULL_TAG) -> None:
+    def __init__(
+        self, name: str, key: bytearray, keyed: Callable[[bytes], _AeadPrimitive], tag_length: int = FULL_TAG
+    ) -> None:
         self.name = name
         self.key = key
         self.tagLength = tag_length
-        self._primitive = primitive
+        self._keyed = keyed
+        self._primitive: _AeadPrimitive | None = keyed(bytes(key))
 
     @property
     def primitive(self) -> _AeadPrimitive:
-        """cryptography's AEAD object, for the record fast path (:mod:`ibepsk.tls.records`)."""
+        """cryptography's AEAD object, keyed again if :meth:`release` freed it; for the record fast path
+        (:mod:`ibepsk.tls.records`)."""
+        if self._primitive is None:
+            self._primitive = self._keyed(bytes(self.key))
         return self._primitive
 
     def seal(self, nonce: bytearray, plaintext: bytearray, data: bytearray) -> bytearray:
         """Encrypt ``plaintext`` and append the tag; ``data`` is authenticated only."""
         _check_nonce(nonce)
-        return bytearray(self._primitive.encrypt(nonce, plaintext, data))
+        return bytearray(self.primitive.encrypt(nonce, plaintext, data))
 
     def open(self, nonce: bytearray, ciphertext: bytearray, data: bytearray) -> bytearray | None:
         """The plaintext, or ``None`` when the tag does not verify (as tlslite-ng's ciphers do)."""
         _check_nonce(nonce)
         try:
-            return bytearray(self._primitive.decrypt(nonce, ciphertext, data))
+            return bytearray(self.primitive.decrypt(nonce, ciphertext, data))
         except InvalidTag:
             return None
+
+    def release(self) -> None:
+        """Free the keyed primitive (its OpenSSL contexts take about 2.5 KiB for AES-GCM); the next ``seal`` or
+        ``open`` keys one again (about 2 µs). For connections that wait for their peer."""
+        self._primitive = None
 
 
 def _check_nonce(nonce: bytearray) -> None:
@@ -79,18 +91,22 @@ def _check_aes_key(key: bytearray) -> None:
 
 def create_aes_gcm(key: bytearray, implementations: object = None) -> CryptographyAead:
     _check_aes_key(key)
-    return CryptographyAead(f"aes{len(key) * 8}gcm", key, AESGCM(bytes(key)))
+    return CryptographyAead(f"aes{len(key) * 8}gcm", key, AESGCM)
 
 
 def create_aes_ccm(key: bytearray, implementations: object = None) -> CryptographyAead:
     _check_aes_key(key)
-    return CryptographyAead(f"aes{len(key) * 8}ccm", key, AESCCM(bytes(key), FULL_TAG))
+    return CryptographyAead(f"aes{len(key) * 8}ccm", key, AESCCM)
 
 
 def create_aes_ccm_8(key: bytearray, implementations: object = None) -> CryptographyAead:
     _check_aes_key(key)
-    return CryptographyAead(f"aes{len(key) * 8}ccm_8", key, AESCCM(bytes(key), SHORT_TAG), SHORT_TAG)
+    return CryptographyAead(f"aes{len(key) * 8}ccm_8", key, _aes_ccm_8, SHORT_TAG)
 
 
 def create_chacha20_poly1305(key: bytearray, implementations: object = None) -> CryptographyAead:
-    return CryptographyAead("chacha20-poly1305", key, ChaCha20Poly1305(bytes(key)))
+    return CryptographyAead("chacha20-poly1305", key, ChaCha20Poly1305)
+
+
+def _aes_ccm_8(key: bytes) -> AESCCM:
+    return AESCCM(key, SHORT_TAG)
