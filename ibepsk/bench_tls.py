@@ -4,8 +4,10 @@ Every figure is measured in the same run as its baselines: ibepsk connections
 (accelerated), stock tlslite-ng (pure Python; for IBE-PSK, an ibepsk
 connection with acceleration off, since stock tlslite-ng cannot do IBE-PSK),
 and Python's ``ssl`` module (OpenSSL) where it can do the same thing. CPU is
-per thread (``time.thread_time``), client and server each in their own
-thread over a loopback socket pair, so waiting is never counted.
+per thread (``time.thread_time``), so waiting is never counted: handshakes run
+client and server in two threads over a loopback socket pair; bulk transfers
+run them in two processes, since two sides of a bulk transfer that share one
+GIL spend about half their CPU handing it over (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -301,63 +303,89 @@ def measure_handshakes(material: Material, runs: int) -> list[HandshakeRow]:
 # --- bulk -------------------------------------------------------------------------------
 
 
+def run_pair_in_processes(client: Callable[[socket.socket], float], server: Callable[[socket.socket], float]) -> Cpu:
+    """Run both sides on a fresh loopback pair, the server in a forked process; each side returns its CPU seconds."""
+    client_sock, server_sock = tcp_pair(blocking=True)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the server's process: report its CPU seconds, or nothing if it failed
+        status = 1
+        try:
+            client_sock.close()
+            os.write(writer, repr(server(server_sock)).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writer)
+    server_sock.close()
+    try:
+        client_seconds = client(client_sock)
+    finally:
+        client_sock.close()
+        with os.fdopen(reader, "rb") as report:
+            server_report = report.read()
+        _, status = os.waitpid(pid, 0)
+    if status != 0 or not server_report:
+        raise RuntimeError("the server side of the bulk transfer failed")
+    return Cpu(client_seconds * 1000, float(server_report) * 1000)
+
+
 def _tlslite_bulk(kind: type[Any], material: Material, cipher: str, total: int) -> Cpu:
     chain, key = material.server_cert.tlslite_chain(), material.server_cert.tlslite_key()
     settings = _stock_settings() if kind is StockConnection else HandshakeSettings()
     settings.cipherNames = [cipher]
     chunk = bytes(BULK_CHUNK)
 
-    def client(sock: socket.socket) -> None:
+    def client(sock: socket.socket) -> float:
         conn = kind(sock)
         conn.handshakeClientCert(serverName=SERVER_NAME, settings=settings)
         started = time.thread_time()
         for _ in range(total // BULK_CHUNK):
             conn.write(chunk)
         conn.read()
-        return_cpu[0] = time.thread_time() - started
+        return time.thread_time() - started
 
-    def server(sock: socket.socket) -> None:
+    def server(sock: socket.socket) -> float:
         conn = kind(sock)
         conn.handshakeServer(certChain=chain, privateKey=key, settings=settings)
         started = time.thread_time()
         received = 0
         while received < total:
             received += len(conn.read())
-        return_cpu[1] = time.thread_time() - started
+        seconds = time.thread_time() - started
         conn.write(b"done")
+        return seconds
 
-    return_cpu = [0.0, 0.0]
-    run_pair(client, server)
-    return Cpu(return_cpu[0] * 1000, return_cpu[1] * 1000)
+    return run_pair_in_processes(client, server)
 
 
 def _ssl_bulk(material: Material, total: int) -> tuple[str, Cpu]:
     """OpenSSL's own TLS 1.3 suite choice (Python's ssl module cannot pick TLS 1.3 suites)."""
     client_ctx, server_ctx = _ssl_contexts(material)
     chunk = bytes(BULK_CHUNK)
-    return_cpu = [0.0, 0.0]
     suites: list[str] = []
 
-    def client(sock: socket.socket) -> None:
+    def client(sock: socket.socket) -> float:
         conn = client_ctx.wrap_socket(sock, server_hostname=SERVER_NAME)
         suites.append(str((conn.cipher() or ("?",))[0]))
         started = time.thread_time()
         for _ in range(total // BULK_CHUNK):
             conn.sendall(chunk)
         conn.recv(4)
-        return_cpu[0] = time.thread_time() - started
+        return time.thread_time() - started
 
-    def server(sock: socket.socket) -> None:
+    def server(sock: socket.socket) -> float:
         conn = server_ctx.wrap_socket(sock, server_side=True)
         started = time.thread_time()
         received = 0
         while received < total:
             received += len(conn.recv(1 << 16))
-        return_cpu[1] = time.thread_time() - started
+        seconds = time.thread_time() - started
         conn.sendall(b"done")
+        return seconds
 
-    run_pair(client, server)
-    return suites[0], Cpu(return_cpu[0] * 1000, return_cpu[1] * 1000)
+    cpu = run_pair_in_processes(client, server)
+    return suites[0], cpu
 
 
 @dataclass(frozen=True)
