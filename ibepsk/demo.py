@@ -5,7 +5,9 @@ key (no certificate) answers HTTP; a client holding only the TA's public
 parameters connects by name, sends its request in the first flight (0-RTT),
 has a replay of that flight refused, and resumes with the ticket it was given.
 Then a server that wants to know the client asks for its certificate after
-the handshake, and remembers it in the next ticket.
+the handshake, and remembers it in the next ticket. With numpy installed
+(``ibepsk[pq]``), a lattice TA joins the BF one and the client sends ibepsk's
+post-quantum hybrid IBE-PSK.
 Last, the time to the first byte of the answer, 0-RTT against 1-RTT, behind a
 proxy that adds 20 ms each way.
 """
@@ -19,6 +21,7 @@ import time
 from . import keys
 from .bench import REQUEST, measure_zero_rtt
 from .client import ClientConfig, connect, read_until_closed
+from .ibe import BackendUnavailableError
 from .netem import FirstFlightRecorder
 from .pki import issue, make_ca
 from .server import (
@@ -29,7 +32,7 @@ from .server import (
     www_application,
     www_early_data_handler,
 )
-from .tls import HandshakeSettings, KeySigner, TLSConnection, TrustAnchors
+from .tls import HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
 from .tls.pha import requiring_client_auth
 
 SERVER_NAME = "localhost"
@@ -49,10 +52,25 @@ def _show_reply(conn: TLSConnection) -> None:
         print(f"  | {line}")
 
 
-def _server(ta: keys.TAMasterKey) -> TLSServer:
-    settings = server_settings([ta.extract(SERVER_NAME)], accept_early_data=4096)
+def _server(ta: keys.TAMasterKey, lattice_ta: keys.LatticeTAMasterKey | None = None) -> TLSServer:
+    """A www server with 0-RTT holding the BF key for 'localhost' (and the lattice one, for the hybrid)."""
+    bf_key = ta.extract(SERVER_NAME)
+    settings = server_settings([bf_key], accept_early_data=4096)
+    if lattice_ta is not None:
+        lattice_key = lattice_ta.extract(SERVER_NAME)
+        settings.ibe_keyring = IbeKeyring([bf_key], lattice_keys=[lattice_key], lattice_public=lattice_ta.public)
     settings.early_data_handler = www_early_data_handler
     return TLSServer(ServerConfig(settings), www_application).start()
+
+
+def _send_in_first_flight(address: tuple[str, int], settings: HandshakeSettings) -> FirstFlightRecorder:
+    """Connect with the request as 0-RTT data, show the handshake and the answer; the first flight, recorded."""
+    recorder = FirstFlightRecorder(socket.create_connection(address, timeout=10))
+    conn = TLSConnection(recorder)
+    conn.handshakeClientCert(settings=settings, serverName=SERVER_NAME, early_data=REQUEST)
+    print(f"handshake: {conn.getVersionName()} {describe_connection(conn)}")
+    _show_reply(conn)
+    return recorder
 
 
 def run_demo() -> int:
@@ -77,11 +95,7 @@ def run_demo() -> int:
         _show_reply(conn)
 
         _step("client sends its request in the first flight (0-RTT); the server answers with its Finished")
-        recorder = FirstFlightRecorder(socket.create_connection(address, timeout=10))
-        conn = TLSConnection(recorder)
-        conn.handshakeClientCert(settings=client_settings, serverName=SERVER_NAME, early_data=REQUEST)
-        print(f"handshake: {conn.getVersionName()} {describe_connection(conn)}")
-        _show_reply(conn)
+        recorder = _send_in_first_flight(address, client_settings)
 
         _step(f"an attacker replays that first flight ({len(recorder.first_flight)} bytes, captured on the wire)")
         with socket.create_connection(address, timeout=10) as replay:
@@ -98,6 +112,7 @@ def run_demo() -> int:
         print(f"\nserver: {server.stats.handshakes} handshakes, {server.stats.failures} failed (the replay)")
 
     _authenticate_the_client(ta)
+    _post_quantum(ta)
 
     _step(f"time to the first byte of the answer, through a proxy adding {DEMO_DELAY_MS:g} ms each way")
     result = measure_zero_rtt(DEMO_DELAY_MS, DEMO_LATENCY_RUNS)
@@ -131,6 +146,24 @@ def _authenticate_the_client(ta: keys.TAMasterKey) -> None:
             session = conn.session
             _show_reply(conn)
             print(f"certificate requests answered by the client: {conn.certificate_requests_answered}")
+
+
+def _post_quantum(ta: keys.TAMasterKey) -> None:
+    _step("post-quantum: ibepsk's hybrid IBE-PSK (lattice + BF KEMs, X25519MLKEM768 key share), 0-RTT")
+    try:
+        lattice_ta = keys.LatticeTAMasterKey.generate()
+    except BackendUnavailableError as exc:
+        print(f"skipped: {exc}")
+        return
+    print(f"a lattice TA (NTRU trapdoor) {lattice_ta.public.fingerprint[:32]}…; the server gets both keys, the client")
+    print("both public parts, and the PSK comes from both KEMs: secret unless both are broken (docs/post-quantum.md)")
+    client_settings = HandshakeSettings()
+    client_settings.ibe_scheme = "hybrid"
+    client_settings.ibe_public_params = ta.public
+    client_settings.ibe_lattice_public_params = lattice_ta.public
+    with _server(ta, lattice_ta) as server:
+        recorder = _send_in_first_flight(server.address, client_settings)
+    print(f"first flight: {len(recorder.first_flight)} bytes, with the 4,129-byte identity and the ML-KEM key share")
 
 
 def _wait_for_outcome(server: TLSServer, outcome: str, timeout: float = 10.0) -> None:
