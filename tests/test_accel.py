@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +28,13 @@ from ibepsk.tls._crypto.keys import CryptographyECDSAKey
 from ibepsk.tls.accel import accelerate_key, tlslite_accelerated
 from ibepsk.tls.loopback import run_both, tcp_pair
 
-from pki import Issued, issue, make_ca
+from pki import Issued, issue
 from tls_support import (
     TIMEOUT,
+    Pair,
     alert_description,
     capture_client_hello,
+    close,
     running_server,
     send_and_read_first_record,
     tlslite_chain,
@@ -46,16 +47,6 @@ GROUPS = ["x25519", "x448", "secp256r1", "secp384r1", "secp521r1"]
 DIRECTIONS = ["ibepsk-client", "ibepsk-server"]
 
 
-@pytest.fixture(scope="module")
-def ca() -> Issued:
-    return make_ca()
-
-
-@pytest.fixture(scope="module")
-def p256_server(ca: Issued) -> Issued:
-    return issue(ca, "localhost")
-
-
 @dataclass
 class Credentials:
     chain: Any
@@ -64,12 +55,6 @@ class Credentials:
     @classmethod
     def of(cls, issued: Issued) -> Credentials:
         return cls(tlslite_chain(issued), tlslite_key(issued))
-
-
-@dataclass
-class Pair:
-    client: Any
-    server: Any
 
 
 def classes(direction: str) -> tuple[type[Any], type[Any]]:
@@ -144,19 +129,6 @@ def implementations(pair: Pair) -> dict[str, str]:
     }
 
 
-def close(pair: Pair) -> None:
-    for conn in (pair.client, pair.server):
-        conn.sock.socket.close()
-
-
-@pytest.fixture()
-def pairs() -> Iterator[list[Pair]]:
-    opened: list[Pair] = []
-    yield opened
-    for pair in opened:
-        close(pair)
-
-
 def assert_group_handshake(group: str, direction: str, server: Issued, pairs: list[Pair]) -> None:
     """A handshake whose only key exchange group is ``group`` uses it, and data flows both ways."""
     client_cls, server_cls = classes(direction)
@@ -178,12 +150,12 @@ def assert_group_handshake(group: str, direction: str, server: Issued, pairs: li
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
 @pytest.mark.parametrize("suite", SUITES)
-def test_every_aead_suite(suite: str, direction: str, p256_server: Issued, pairs: list[Pair]) -> None:
+def test_every_aead_suite(suite: str, direction: str, server_cert: Issued, pairs: list[Pair]) -> None:
     client_cls, server_cls = classes(direction)
     pair = handshake(
         client_cls,
         server_cls,
-        server=Credentials.of(p256_server),
+        server=Credentials.of(server_cert),
         client_settings=settings_for(client_cls, cipherNames=[suite]),
         server_settings=settings_for(server_cls, cipherNames=[suite]),
     )
@@ -195,8 +167,8 @@ def test_every_aead_suite(suite: str, direction: str, p256_server: Issued, pairs
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
 @pytest.mark.parametrize("group", GROUPS)
-def test_every_key_exchange_group(group: str, direction: str, p256_server: Issued, pairs: list[Pair]) -> None:
-    assert_group_handshake(group, direction, p256_server, pairs)
+def test_every_key_exchange_group(group: str, direction: str, server_cert: Issued, pairs: list[Pair]) -> None:
+    assert_group_handshake(group, direction, server_cert, pairs)
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -207,12 +179,12 @@ def test_ibepsk_key_exchange_is_cryptography_and_stock_stays_python(group: str) 
 
 
 @pytest.mark.parametrize("suite", ["aes128gcm", "chacha20-poly1305"])
-def test_records_larger_than_one_fragment(suite: str, p256_server: Issued, pairs: list[Pair]) -> None:
+def test_records_larger_than_one_fragment(suite: str, server_cert: Issued, pairs: list[Pair]) -> None:
     only = {"cipherNames": [suite]}
     pair = handshake(
         TLSConnection,
         tlslite.TLSConnection,
-        server=Credentials.of(p256_server),
+        server=Credentials.of(server_cert),
         client_settings=settings_for(TLSConnection, **only),
         server_settings=settings_for(tlslite.TLSConnection, **only),
     )
@@ -284,10 +256,10 @@ def forged_record(length: int = 64) -> bytes:
 @pytest.mark.parametrize("receiver", ["client", "server"])
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_record_that_does_not_authenticate_gets_bad_record_mac(
-    direction: str, receiver: str, p256_server: Issued, pairs: list[Pair]
+    direction: str, receiver: str, server_cert: Issued, pairs: list[Pair]
 ) -> None:
     # Accelerated and stock receivers alike: the alert and the exceptions are tlslite-ng's.
-    pair = handshake(*classes(direction), server=Credentials.of(p256_server))
+    pair = handshake(*classes(direction), server=Credentials.of(server_cert))
     pairs.append(pair)
     reader, forger = (pair.client, pair.server) if receiver == "client" else (pair.server, pair.client)
     forger.sock.socket.sendall(forged_record())
@@ -351,9 +323,9 @@ def parsed_key_types(issued: Issued) -> tuple[type[Any], type[Any]]:
     return type(parsePEMKey(issued.key_pem().decode(), private=True)), type(certificate.publicKey)
 
 
-def test_stock_tlslite_unchanged_until_opted_in_and_after_restore(p256_server: Issued) -> None:
-    credentials = Credentials.of(p256_server)
-    stock_types = parsed_key_types(p256_server)
+def test_stock_tlslite_unchanged_until_opted_in_and_after_restore(server_cert: Issued) -> None:
+    credentials = Credentials.of(server_cert)
+    stock_types = parsed_key_types(server_cert)
     assert stock_pair_implementation(credentials) == {"client": "python", "server": "python"}
     assert not tlslite_accelerated()
     accelerate_tlslite()
@@ -361,21 +333,21 @@ def test_stock_tlslite_unchanged_until_opted_in_and_after_restore(p256_server: I
         accelerate_tlslite()  # a second call changes nothing
         assert tlslite_accelerated()
         assert stock_pair_implementation(credentials) == {"client": "cryptography", "server": "cryptography"}
-        assert parsed_key_types(p256_server) == (CryptographyECDSAKey, CryptographyECDSAKey)
+        assert parsed_key_types(server_cert) == (CryptographyECDSAKey, CryptographyECDSAKey)
         assert isinstance(tlslite.TLSConnection._getKEX(GroupName.x25519, (3, 4)), XdhKeyExchange)
     finally:
         restore_tlslite()
     assert not tlslite_accelerated()
     assert stock_pair_implementation(credentials) == {"client": "python", "server": "python"}
-    assert parsed_key_types(p256_server) == stock_types
+    assert parsed_key_types(server_cert) == stock_types
     assert not isinstance(tlslite.TLSConnection._getKEX(GroupName.x25519, (3, 4)), XdhKeyExchange)
 
 
-def test_unaccelerated_subclass_behaves_like_stock(p256_server: Issued, pairs: list[Pair]) -> None:
+def test_unaccelerated_subclass_behaves_like_stock(server_cert: Issued, pairs: list[Pair]) -> None:
     class Plain(TLSConnection):
         accelerated = False
 
-    pair = handshake(Plain, Plain, server=Credentials.of(p256_server))
+    pair = handshake(Plain, Plain, server=Credentials.of(server_cert))
     pairs.append(pair)
     assert pair.client.getCipherImplementation() == pair.server.getCipherImplementation() == "python"
     assert not isinstance(Plain._getKEX(GroupName.x25519, (3, 4)), XdhKeyExchange)

@@ -15,14 +15,9 @@ from tlslite.utils import cipherfactory
 
 from ibepsk import HandshakeSettings, TLSConnection
 from ibepsk.bench_tls import UnacceleratedConnection, run_pair
-from ibepsk.pki import Issued, issue, make_ca
+from ibepsk.pki import Issued
 
 TICKET_CIPHERS = ["aes128gcm", "aes256gcm", "aes128ccm", "aes128ccm_8", "aes256ccm", "aes256ccm_8", "chacha20-poly1305"]
-
-
-@pytest.fixture(scope="module")
-def server_cert() -> Issued:
-    return issue(make_ca(), "localhost")
 
 
 class TicketServer:

@@ -29,7 +29,7 @@ from ibepsk.tls.certs import ServerCertificateChecker, TrustAnchors
 from ibepsk.tls.early_data import EarlyDataStatus
 from ibepsk.tls.replay import MemoryReplayStore
 
-from pki import Issued, issue, make_ca
+from pki import Issued
 from tls_support import (
     TIMEOUT,
     alert_description,
@@ -43,16 +43,6 @@ from tls_support import (
 
 EXTERNAL_PSK = (bytearray(b"device-7"), bytearray(range(32)), "sha256")
 UNKNOWN_PSK = (bytearray(b"unknown"), bytearray(32), "sha256")
-
-
-@pytest.fixture(scope="module")
-def ca() -> Issued:
-    return make_ca()
-
-
-@pytest.fixture(scope="module")
-def server_cert(ca: Issued) -> Issued:
-    return issue(ca, "localhost")
 
 
 def checked_config(ca: Issued, **fields: Any) -> ClientConfig:

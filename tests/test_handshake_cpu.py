@@ -25,7 +25,7 @@ from tlslite.utils.codec import Parser
 from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring, TLSConnection, accelerate_tlslite, restore_tlslite
 from ibepsk.bench_tls import run_pair
 from ibepsk.keys import TAMasterKey
-from ibepsk.pki import Issued, issue, make_ca
+from ibepsk.pki import Issued
 from ibepsk.tls import seam
 from ibepsk.tls._crypto.kdf import secure_hmac, tlslite_derive_secret, tlslite_hkdf_expand_label
 from ibepsk.tls.accel import KeyScheduleHandshakeHelpers
@@ -71,11 +71,6 @@ def test_binders_and_resumption_psks_are_tlslite_ones(algorithm: str, external: 
     assert KeyScheduleHandshakeHelpers.calc_res_binder_psk(identity, psk, [ticket]) == (
         HandshakeHelpers.calc_res_binder_psk(identity, psk, [ticket])
     )
-
-
-@pytest.fixture(scope="module")
-def server_cert() -> Issued:
-    return issue(make_ca(), "localhost")
 
 
 @pytest.fixture()

@@ -8,16 +8,13 @@ ibepsk's own handshakes do not.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 import tlslite
 from test_accel import (
     Credentials,
-    Pair,
     assert_data_both_ways,
     assert_group_handshake,
-    close,
     handshake,
 )
 from tlslite.constants import GroupName
@@ -30,8 +27,9 @@ from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring, TLSConnection
 from ibepsk.keys import TAMasterKey
 from ibepsk.tls._crypto import mlkem
 
-from pki import Issued, issue, make_ca
+from pki import Issued
 from tls_support import (
+    Pair,
     capture_client_hello,
     exchange,
     ibe_client_config,
@@ -51,19 +49,6 @@ HYBRIDS = ["x25519mlkem768", "secp256r1mlkem768"]
 #: (client share, server share) lengths: ML-KEM-768 encapsulation key / ciphertext and the ECDH share.
 SHARE_LENGTHS = {"x25519mlkem768": (1184 + 32, 1088 + 32), "secp256r1mlkem768": (1184 + 65, 1088 + 65)}
 HELLO_RETRY_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
-
-
-@pytest.fixture(scope="module")
-def p256_server() -> Issued:
-    return issue(make_ca(), "localhost")
-
-
-@pytest.fixture()
-def pairs() -> Iterator[list[Pair]]:
-    opened: list[Pair] = []
-    yield opened
-    for pair in opened:
-        close(pair)
 
 
 def ours(group: str) -> mlkem.HybridKemKeyExchange:
@@ -160,18 +145,18 @@ def test_a_hybrid_key_share_must_be_an_enabled_group() -> None:
 # --- handshakes --------------------------------------------------------------------------------
 
 
-def test_certificate_handshake_between_ibepsk_ends_uses_x25519mlkem768(p256_server: Issued, pairs: list[Pair]) -> None:
-    pair = handshake(TLSConnection, TLSConnection, server=Credentials.of(p256_server))
+def test_certificate_handshake_between_ibepsk_ends_uses_x25519mlkem768(server_cert: Issued, pairs: list[Pair]) -> None:
+    pair = handshake(TLSConnection, TLSConnection, server=Credentials.of(server_cert))
     pairs.append(pair)
     assert pair.client.ecdhCurve == pair.server.ecdhCurve == GroupName.x25519mlkem768
     assert_data_both_ways(pair)
 
 
-def test_server_prefers_x25519mlkem768_without_hello_retry(p256_server: Issued) -> None:
+def test_server_prefers_x25519mlkem768_without_hello_retry(server_cert: Issued) -> None:
     client = HandshakeSettings()
     client.keyShares = ["x25519", "x25519mlkem768"]  # the client's own preference comes first
     hello = capture_client_hello(client, "localhost")
-    with running_server(HandshakeSettings(), cert=p256_server) as (server, _):
+    with running_server(HandshakeSettings(), cert=server_cert) as (server, _):
         answer: ServerHello = parse_server_hello(send_and_read_first_record(server.address, hello.unsigned()))
     assert bytes(answer.random) != HELLO_RETRY_RANDOM
     assert answer.getExtension(tlslite.constants.ExtensionType.key_share).server_share.group == 0x11EC
@@ -189,5 +174,5 @@ def test_ibe_psk_handshake_with_x25519mlkem768(ta: TAMasterKey) -> None:
 @needs_kyber_py
 @pytest.mark.parametrize("direction", ["ibepsk-client", "ibepsk-server"])
 @pytest.mark.parametrize("group", HYBRIDS)
-def test_with_stock_tlslite(group: str, direction: str, p256_server: Issued, pairs: list[Pair]) -> None:
-    assert_group_handshake(group, direction, p256_server, pairs)
+def test_with_stock_tlslite(group: str, direction: str, server_cert: Issued, pairs: list[Pair]) -> None:
+    assert_group_handshake(group, direction, server_cert, pairs)

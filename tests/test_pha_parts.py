@@ -19,11 +19,6 @@ from tls_support import tlslite_chain, tlslite_key
 
 
 @pytest.fixture(scope="module")
-def ca() -> Issued:
-    return make_ca()
-
-
-@pytest.fixture(scope="module")
 def clients(ca: Issued) -> dict[str, Issued]:
     return {kind: issue(ca, f"client-{kind}", kind=kind, server=False) for kind in ("p256", "rsa2048", "ed25519")}
 

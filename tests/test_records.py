@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import test_pha_openssl
 import tlslite
-from test_accel import Credentials, Pair, close, handshake, read_exactly, settings_for
+from test_accel import Credentials, handshake, read_exactly, settings_for
 from test_nonblocking import Run, drive
 from test_pha_openssl import SServer, connect_to_s_server
 from tlslite.constants import AlertDescription, ContentType, KeyUpdateMessageType
@@ -43,8 +43,8 @@ from ibepsk.keys import TAMasterKey
 from ibepsk.tls import records
 from ibepsk.tls.certs import ServerCertificateChecker
 
-from pki import Issued, issue, make_ca
-from tls_support import running_server
+from pki import Issued, issue
+from tls_support import Pair, running_server
 
 #: test_pha_openssl's fixtures: where openssl is, a directory for its files.
 openssl, files = test_pha_openssl.openssl, test_pha_openssl.files
@@ -72,24 +72,6 @@ class Counting(TLSConnection):
         for result in super()._getMsg(expectedType, secondaryType, constructorType):
             self.read_by_tlslite += isinstance(result, ApplicationData)
             yield result
-
-
-@pytest.fixture(scope="module")
-def ca() -> Issued:
-    return make_ca()
-
-
-@pytest.fixture(scope="module")
-def server_cert(ca: Issued) -> Issued:
-    return issue(ca, "localhost")
-
-
-@pytest.fixture()
-def pairs() -> Iterator[list[Pair]]:
-    opened: list[Pair] = []
-    yield opened
-    for pair in opened:
-        close(pair)
 
 
 @pytest.fixture()

@@ -304,3 +304,16 @@ class ListeningProcess:
             self.process.kill()
             _, stderr = self.process.communicate()
         return stderr
+
+
+@dataclass
+class Pair:
+    """Two ends of one connection (ibepsk or stock tlslite-ng connections)."""
+
+    client: Any
+    server: Any
+
+
+def close(pair: Pair) -> None:
+    for conn in (pair.client, pair.server):
+        conn.sock.socket.close()
