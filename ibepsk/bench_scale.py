@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import re
 import subprocess
 import sys
@@ -257,18 +258,41 @@ class Rates:
     threaded: Rate
     asyncio_one: Rate
     asyncio_two: Rate
+    pinned: bool
 
 
-def measure_rates(files: Files, clients: int, seconds: float, directory: Path) -> Rates:
-    def rate(command: list[str], name: str) -> Rate:
-        with running(command, directory / f"{name}.log") as server:
+@contextmanager
+def server_pinned(server: ServerProcess) -> Iterator[None]:
+    """The server's threads (and those it starts) on the first CPU, this process and the client processes it forks
+    on the others: the server's share of the machine no longer depends on how the scheduler weighs its threads
+    against the clients'."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise RuntimeError("--pin-server needs at least two CPUs")
+    os.sched_setaffinity(0, cpus[1:])
+    try:
+        for thread in Path(f"/proc/{server.pid}/task").iterdir():
+            os.sched_setaffinity(int(thread.name), {cpus[0]})
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
+
+
+def measure_rates(files: Files, clients: int, seconds: float, directory: Path, pin_server: bool = False) -> Rates:
+    def rate(command: list[str], name: str, pin: bool) -> Rate:
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(running(command, directory / f"{name}.log"))
+            if pin:
+                stack.enter_context(server_pinned(server))
             return handshakes_per_second(server, files, clients, seconds)
 
     return Rates(
         clients,
-        threaded=rate(threaded_server(files), "threaded"),
-        asyncio_one=rate(asyncio_server(files, "--no-tickets"), "asyncio-1"),
-        asyncio_two=rate(asyncio_server(files, "--no-tickets", "--workers", "2"), "asyncio-2"),
+        threaded=rate(threaded_server(files), "threaded", pin_server),
+        asyncio_one=rate(asyncio_server(files, "--no-tickets"), "asyncio-1", pin_server),
+        # Two workers on one pinned CPU would measure nothing: they always get the whole machine.
+        asyncio_two=rate(asyncio_server(files, "--no-tickets", "--workers", "2"), "asyncio-2", False),
+        pinned=pin_server,
     )
 
 
@@ -288,6 +312,8 @@ def print_scale(held: Held, rates: Rates) -> None:
         f"{held.rest_rss_mib:.0f} MiB at rest), target <= 300 MiB: {_met(held.rss_mib <= 300)}"
     )
     print(f"\nfull IBE-PSK handshakes/s, {rates.clients} concurrent clients in {CLIENT_PROCESSES} processes")
+    if rates.pinned:
+        print("  (threaded and 1 worker: server pinned to the first CPU, clients on the others; --workers 2 unpinned)")
     threaded, one, two = rates.threaded, rates.asyncio_one, rates.asyncio_two
     for label, rate in (("threaded server (a thread per connection)", threaded), ("ibepsk serve", one),
                         ("ibepsk serve --workers 2", two)):  # fmt: skip
@@ -299,13 +325,13 @@ def print_scale(held: Held, rates: Rates) -> None:
     print("  (the clients run on the same machine: their CPU is taken from the server's)")
 
 
-def bench_scale(connections: int, clients: int, seconds: float) -> tuple[Held, Rates]:
+def bench_scale(connections: int, clients: int, seconds: float, pin_server: bool = False) -> tuple[Held, Rates]:
     raise_open_file_limit()
     with tempfile.TemporaryDirectory(prefix="ibepsk-bench-scale-") as name:
         directory = Path(name)
         files = Files.create(directory)
         held = hold_connections(files, connections, directory)
-        rates = measure_rates(files, clients, seconds, directory)
+        rates = measure_rates(files, clients, seconds, directory, pin_server)
     print_scale(held, rates)
     return held, rates
 

@@ -384,7 +384,7 @@ def _bench_zero_rtt(args: argparse.Namespace) -> int:
 def _bench_scale(args: argparse.Namespace) -> int:
     from .bench_scale import bench_scale
 
-    bench_scale(connections=args.connections, clients=args.clients, seconds=args.seconds)
+    bench_scale(connections=args.connections, clients=args.clients, seconds=args.seconds, pin_server=args.pin_server)
     return 0
 
 
@@ -1102,6 +1102,11 @@ def _add_bench_commands(bench: Parser) -> None:
     )
     scale.add_argument(
         "--seconds", type=_positive_float, default=10.0, metavar="SECONDS", help="how long each rate runs"
+    )
+    scale.add_argument(
+        "--pin-server",
+        action="store_true",
+        help="for the threaded and one-worker rates, pin the server to the first CPU and the clients to the others",
     )
     scale.set_defaults(handler=_bench_scale)
     every = _add_command(

@@ -15,3 +15,10 @@ def test_bench_scale_holds_every_connection_on_few_threads() -> None:
     assert threads, result.stdout
     assert "--workers 2 / 1 worker:" in result.stdout
     assert result.stderr == "", "no server chatter: the report is all there is"
+
+
+def test_bench_scale_can_pin_the_server_away_from_the_clients() -> None:
+    result = ibepsk("bench", "scale", "--connections", "4", "--clients", "2", "--seconds", "0.3", "--pin-server")
+    assert result.returncode == 0, result.stderr
+    assert "server pinned to the first CPU, clients on the others" in result.stdout, result.stdout
+    assert re.search(r"ibepsk serve / threaded: [\d.]+x", result.stdout), result.stdout
