@@ -308,25 +308,32 @@ def run_pair_in_processes(client: Callable[[socket.socket], float], server: Call
     client_sock, server_sock = tcp_pair(blocking=True)
     reader, writer = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the server's process: report its CPU seconds, or nothing if it failed
+    if pid == 0:  # the server's process: report its CPU seconds, or what went wrong
         status = 1
         try:
             client_sock.close()
             os.write(writer, repr(server(server_sock)).encode())
             status = 0
+        except BaseException as exc:
+            os.write(writer, f"{type(exc).__name__}: {exc}".encode())
         finally:
             os._exit(status)
     os.close(writer)
     server_sock.close()
     try:
         client_seconds = client(client_sock)
-    finally:
-        client_sock.close()
-        with os.fdopen(reader, "rb") as report:
-            server_report = report.read()
-        _, status = os.waitpid(pid, 0)
-    if status != 0 or not server_report:
-        raise RuntimeError("the server side of the bulk transfer failed")
+    except BaseException as exc:
+        client_failure: BaseException | None = exc
+    else:
+        client_failure = None
+    client_sock.close()
+    with os.fdopen(reader, "rb") as report:
+        server_report = report.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if status != 0:  # the server's failure first: the client's is usually its consequence (EOF, reset)
+        raise RuntimeError(f"the server side of the bulk transfer failed: {server_report}") from client_failure
+    if client_failure is not None:
+        raise client_failure
     return Cpu(client_seconds * 1000, float(server_report) * 1000)
 
 

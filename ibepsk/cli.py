@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import math
+import os
 import sys
 import textwrap
 import time
@@ -384,6 +385,8 @@ def _bench_zero_rtt(args: argparse.Namespace) -> int:
 def _bench_scale(args: argparse.Namespace) -> int:
     from .bench_scale import bench_scale
 
+    if args.pin_server and len(os.sched_getaffinity(0)) < 2:
+        raise CliError("--pin-server needs at least two CPUs (one for the server, one for the clients)")
     bench_scale(connections=args.connections, clients=args.clients, seconds=args.seconds, pin_server=args.pin_server)
     return 0
 
@@ -629,8 +632,8 @@ def _add_ibe_scheme_option(parser: argparse.ArgumentParser, hybrid_does: str, ou
             f"Boneh-Franklin half. For interop with TiigerTLS. lattice and hybrid: {ours_do}. lattice: ibepsk's "
             "lattice IBE-PSK, post-quantum (PSK, 0-RTT data, server authentication). hybrid (the recommended "
             "post-quantum mode): ibepsk's lattice and Boneh-Franklin IBE-PSKs in one, PSK through HKDF: "
-            "post-quantum, with Boneh-Franklin as a classical second line. In every mode the X25519MLKEM768 key "
-            "share makes the 1-RTT traffic post-quantum (lattice and hybrid send it by default), and client "
+            "post-quantum, with Boneh-Franklin as a classical second line. The X25519MLKEM768 key share makes the "
+            "1-RTT traffic post-quantum: tiiger-hybrid, lattice and hybrid send it, bf sends x25519. Client "
             "certificates (post-handshake authentication) stay as classical as their keys"
         ),
     )

@@ -93,6 +93,8 @@ def _load_server_config(args: argparse.Namespace) -> ServerConfig:
         raise EndpointError(str(exc)) from None
     if (settings.ibe_keyring is not None or lattice_only) and args.ibe_scheme != "bf":
         settings.ibe_keyring = _lattice_keyring(args, identity_keys)
+    elif args.ibe_scheme != "bf":
+        raise EndpointError(f"--ibe-scheme {args.ibe_scheme} needs --ibe-key (with --lattice-key and --lattice-ta)")
     elif args.lattice_key or args.lattice_ta:
         raise EndpointError("--lattice-key/--lattice-ta go with --ibe-scheme tiiger-hybrid, lattice or hybrid")
     if args.ca:

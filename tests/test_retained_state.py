@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import select
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tlslite.constants import KeyUpdateMessageType
+from tlslite.errors import TLSAbruptCloseError
 from tlslite.handshakehashes import HandshakeHashes
 from tlslite.handshakesettings import HandshakeSettings as TlsliteSettings
 
@@ -212,3 +214,31 @@ def assert_idle(conn: TLSConnection, settings: HandshakeSettings) -> None:
     assert not reads, "a tlslite read generator waiting for the next record"
     held = reachable(conn, (settings, conn.sock.socket))  # not beyond the socket tlslite sees: the event loop's
     assert not [obj for obj in held if isinstance(obj, AESGCM)], "keyed record ciphers"
+
+
+def _steps_until_waiting(steps: Iterator[Any], sock: Any) -> None:
+    """Run tlslite steps, waiting on ``sock`` while they want to read, until they end or raise."""
+    for step in steps:
+        if step in (0, 1):
+            select.select([sock], [sock] if step == 1 else [], [], 5)
+
+
+def test_a_handshake_that_fails_zeroes_the_ibe_psk_on_both_ends(
+    ta: TAMasterKey, identity_key: IdentityKey, pair: Pair
+) -> None:
+    server = server_settings([identity_key])
+    server.ibe_keyring = keyring = RecordingKeyring([identity_key])
+    client_steps = pair.client.handshakeClientCert(settings=client_settings(ta), serverName="localhost", async_=True)
+    assert next(step for step in client_steps if step == 0) == 0  # the ClientHello is out; now it waits to read
+    offered = pair.client._ibe_offer.psk
+    assert offered != bytes(len(offered))
+    client_steps.close()  # the client gives up mid-handshake (a timeout, a close())
+    assert offered == bytes(len(offered)), "the client's IBE-PSK is zeroed"
+    pair.sockets[0].close()
+
+    # The server reads the ClientHello, opens the PSK, then finds the peer gone.
+    with pytest.raises((TLSAbruptCloseError, OSError)):
+        _steps_until_waiting(pair.server.handshakeServerAsync(settings=server), pair.sockets[1])
+    assert len(keyring.opened) == 1
+    assert keyring.opened[0][1] == bytes(32), "the server's IBE-PSK is zeroed"
+    assert pair.server._ibe_opened is None

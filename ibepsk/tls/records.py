@@ -44,6 +44,9 @@ _MAX_EXPANSION = 256
 _READ_SIZE = 4096
 #: Records sealed before each socket send of a large write (bounds the memory one write takes).
 _RECORDS_PER_SEND = 16
+#: Near the end of the 64-bit sequence number space tlslite-ng's own path takes over (and refuses to wrap); the
+#: margin covers the records of any one write.
+_LAST_FAST_SEQUENCE_NUMBER = 2**64 - 2**32
 _WAITING_TO_READ = 0
 _WAITING_TO_WRITE = 1
 
@@ -52,7 +55,11 @@ _WAITING_TO_WRITE = 1
 
 
 def _on_cryptography_tls13(conn: Any, state: Any) -> bool:
-    return bool(conn._recordLayer._is_tls13_plus()) and isinstance(state.encContext, CryptographyAead)
+    return (
+        bool(conn._recordLayer._is_tls13_plus())
+        and isinstance(state.encContext, CryptographyAead)
+        and state.seqnum < _LAST_FAST_SEQUENCE_NUMBER
+    )
 
 
 def sends_fast(conn: Any, data: object) -> bool:

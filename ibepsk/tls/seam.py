@@ -20,6 +20,7 @@ generators. docs/architecture.md lists the hooks and why each exists.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Generator, Iterator
@@ -291,7 +292,8 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         return self._client_handshake(super()._handshakeClientAsync(**arguments), settings)
 
     def _client_handshake(self, handshake: Iterator[Any], settings: HandshakeSettings) -> Iterator[Any]:
-        yield from handshake
+        with self._ibe_psk_zeroed_on_failure():
+            yield from handshake
         yield from self._early_resend_rejected(settings)
         self._release_handshake_state()
 
@@ -374,8 +376,18 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         return self._server_handshake(super().handshakeServerAsync(**arguments))
 
     def _server_handshake(self, handshake: Iterator[Any]) -> Iterator[Any]:
-        yield from handshake
+        with self._ibe_psk_zeroed_on_failure():
+            yield from handshake
         self._release_handshake_state()
+
+    @contextlib.contextmanager
+    def _ibe_psk_zeroed_on_failure(self) -> Iterator[None]:
+        """A handshake that fails (alert, timeout, closed mid-way) zeroes the IBE-PSK too, not only one that ends."""
+        try:
+            yield
+        except BaseException:
+            self._ibe_after_handshake()
+            raise
 
     def _server_select_certificate(self, *args: Any, **kwargs: Any) -> Any:
         """Hooks tlslite's suite and certificate choice (incl. virtual hosts): with 0-RTT on offer and enabled the
