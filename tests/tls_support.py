@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import queue
 import re
 import socket
@@ -202,12 +203,13 @@ def capture_client_hello(settings: HandshakeSettings, server_name: str) -> Captu
     with peer:
         peer.settimeout(TIMEOUT)
         content_type, body = read_record(peer)
+        # A copy of the IBE-PSK while the client waits for an answer: its failed handshake zeroes the original.
+        offer = conn_box["conn"]._ibe_offer
+        ibe_config = [] if offer is None else [tuple(map(copy.copy, offer.psk_config()))]
     listener.close()
     thread.join(TIMEOUT)
     assert content_type == ContentType.handshake and body[0] == 1
     hello = ClientHello().parse(Parser(bytearray(body[1:])))
-    offer = conn_box["conn"]._ibe_offer
-    ibe_config = [offer.psk_config()] if offer is not None else []
     return CapturedHello(hello, [*ibe_config, *settings.pskConfigs])
 
 
