@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from tlslite.constants import AlertDescription, CipherSuite, ContentType, ExtensionType, HandshakeType
 from tlslite.extensions import TLSExtension
 from tlslite.messages import ApplicationData, ClientHello, EncryptedExtensions, Message
-from tlslite.utils.cryptomath import derive_secret, secureHMAC
 
+from ._crypto.kdf import secure_hmac, tlslite_derive_secret
 from .alerts import AlertIllegalParameter, AlertUnsupportedExtension
 from .psk import IBE_PSK_HASH, OpenedIbePsk, offered_scheme
 from .versions import TLS_1_3
@@ -71,8 +71,8 @@ class EarlyDataRejection(StrEnum):
 
 def client_early_traffic_secret(psk: bytes, transcript: Any) -> bytearray:
     """RFC 8446 §7.1: Derive-Secret(HKDF-Extract(0, PSK), "c e traffic", ClientHello)."""
-    early_secret = secureHMAC(bytearray(_HASH_BYTES), bytearray(psk), IBE_PSK_HASH)
-    secret: bytearray = derive_secret(early_secret, bytearray(b"c e traffic"), transcript, IBE_PSK_HASH)
+    early_secret = secure_hmac(bytearray(_HASH_BYTES), bytearray(psk), IBE_PSK_HASH)
+    secret: bytearray = tlslite_derive_secret(early_secret, bytearray(b"c e traffic"), transcript, IBE_PSK_HASH)
     return secret
 
 

@@ -44,9 +44,9 @@ from tlslite.messages import (
     CompressedCertificate,
     Finished,
 )
-from tlslite.utils.cryptomath import HKDF_expand_label, secureHMAC
 from tlslite.x509certchain import X509CertChain
 
+from ._crypto.kdf import secure_hmac, tlslite_hkdf_expand_label
 from .alerts import (
     AlertBadCertificate,
     AlertCertificateRequired,
@@ -492,8 +492,8 @@ class PostHandshakeAuth:
 
     def _client_finished(self, transcript: Any) -> Any:
         prf_name, prf_size = self._getPRFParams(self.session.cipherSuite)
-        finished_key = HKDF_expand_label(self.session.cl_app_secret, b"finished", b"", prf_size, prf_name)
-        verify_data = secureHMAC(finished_key, transcript.digest(prf_name), prf_name)
+        finished_key = tlslite_hkdf_expand_label(self.session.cl_app_secret, b"finished", b"", prf_size, prf_name)
+        verify_data = secure_hmac(finished_key, transcript.digest(prf_name), prf_name)
         return Finished(TLS_1_3, prf_size).create(verify_data)
 
 
