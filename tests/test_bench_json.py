@@ -9,8 +9,8 @@ from typing import Any
 
 from test_cli_ta import assert_one_line_error, ibepsk
 
-HANDSHAKES = {"certificate", "external_psk", "ibe_psk", "ibe_psk_pha", "resumption"}
-WITH_SSL = {"certificate", "resumption"}  # Python 3.11's ssl module has no PSK API
+HANDSHAKES = {"certificate", "certificate_x25519", "external_psk", "ibe_psk", "ibe_psk_pha", "resumption"}
+WITH_SSL = {"certificate", "certificate_x25519", "resumption"}  # Python 3.11's ssl module has no PSK API
 
 
 def _assert_cpu(figures: Any) -> None:

@@ -1,6 +1,7 @@
 """The handshake's CPU savings change no byte and no decision: the key schedule on one-shot HMACs gives
 tlslite-ng's results, tlslite-ng's Python HMAC chain is no longer run, a ticket is opened once per handshake,
-hook arguments are bound as Python binds them, and the process-wide opt-in's extension fix keeps every byte."""
+hook arguments are bound as Python binds them, the extension fix keeps every byte, and a resumption brings one
+new ticket."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from ibepsk.keys import TAMasterKey
 from ibepsk.pki import Issued
 from ibepsk.tls import seam
 from ibepsk.tls._crypto.kdf import secure_hmac, tlslite_derive_secret, tlslite_hkdf_expand_label
-from ibepsk.tls.accel import KeyScheduleHandshakeHelpers
+from ibepsk.tls.accel import KeyScheduleHandshakeHelpers, tlslite_as_shipped
 
 from tls_support import capture_client_hello, exchange, ibe_client_config, running_server
 
@@ -181,12 +182,13 @@ def test_hook_arguments_bind_as_python_binds_them(method: str) -> None:
             parameters.bind(args, kwargs)
 
 
-def test_opting_in_sets_extension_fields_without_failed_lookups(
+def test_ibepsk_connections_set_extension_fields_without_failed_lookups(
     server_cert: Issued, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """accelerate_tlslite(): tlslite-ng's CustomNameExtension no longer raises an AttributeError inside hasattr()
-    for each field it sets (patches/0018); the same ClientHello comes out, handshakes still work."""
-    raw = capture_client_hello(HandshakeSettings(), "localhost").hello.write()
+    """Once an ibepsk connection exists, tlslite-ng's CustomNameExtension no longer raises an AttributeError inside
+    hasattr() for each field it sets (patches/0018); the same ClientHello comes out, handshakes of ibepsk and of
+    stock tlslite-ng still work, and tlslite_as_shipped() gives a baseline stock tlslite-ng back."""
+    raw = capture_client_hello(HandshakeSettings(), "localhost").hello.write()  # an ibepsk connection made it
     failed_lookups: list[str] = []
     stock_getattr = CustomNameExtension.__getattr__
 
@@ -198,16 +200,68 @@ def test_opting_in_sets_extension_fields_without_failed_lookups(
             raise
 
     monkeypatch.setattr(CustomNameExtension, "__getattr__", counting_getattr)
-    stock_setattr = CustomNameExtension.__setattr__
-    ClientHello().parse(Parser(raw[1:]))
-    assert failed_lookups, "stock tlslite-ng looks _field_name up through __getattr__"
-    accelerate_tlslite()
-    try:
-        failed_lookups.clear()
+    assert ClientHello().parse(Parser(raw[1:])).write() == raw
+    assert failed_lookups == []
+    with tlslite_as_shipped(), socket.socket() as unused:
+        TLSConnection(unused)  # a connection made meanwhile leaves tlslite-ng as shipped
         assert ClientHello().parse(Parser(raw[1:])).write() == raw
-        assert failed_lookups == []
-        assert _certificate_then_resumption(TLSConnection, server_cert)
-        assert _certificate_then_resumption(StockConnection, server_cert)
-    finally:
-        restore_tlslite()
-    assert CustomNameExtension.__setattr__ is stock_setattr
+        assert failed_lookups, "stock tlslite-ng looks _field_name up through __getattr__"
+    failed_lookups.clear()
+    ClientHello().parse(Parser(raw[1:]))
+    assert failed_lookups == []
+    assert _certificate_then_resumption(TLSConnection, server_cert)
+    assert _certificate_then_resumption(StockConnection, server_cert)
+
+
+def test_opting_in_and_out_keeps_the_extension_fix_of_ibepsk_connections() -> None:
+    with socket.socket() as unused:
+        TLSConnection(unused)
+    fast = CustomNameExtension.__setattr__
+    accelerate_tlslite()
+    restore_tlslite()
+    assert CustomNameExtension.__setattr__ is fast
+
+
+def _tickets_received(server_settings: HandshakeSettings, issued: Issued) -> tuple[int, int]:
+    """New tickets a client gets after a certificate handshake, then after resuming with the first."""
+    chain, key = issued.tlslite_chain(), issued.tlslite_key()
+    sessions: list[Any] = []
+    counts: list[int] = []
+
+    def client(sock: socket.socket) -> None:
+        conn = TLSConnection(sock)
+        conn.handshakeClientCert(serverName="localhost", session=sessions[0] if sessions else None)
+        conn.write(b"x")
+        conn.read()  # the tickets arrive before the echo
+        sessions[:] = [conn.session]
+        counts.append(len(conn.tickets) if conn.resumed == bool(counts) else -1)
+
+    def server(sock: socket.socket) -> None:
+        conn = TLSConnection(sock)
+        conn.handshakeServer(settings=server_settings, certChain=chain, privateKey=key)
+        conn.write(conn.read())
+
+    run_pair(client, server)
+    run_pair(client, server)
+    return counts[0], counts[1]
+
+
+@pytest.mark.parametrize(("setting", "after_resumption"), [(None, 1), (0, 0), (2, 2), (5, 2)])
+def test_a_resumption_brings_resumption_ticket_count_new_tickets(
+    server_cert: Issued, setting: int | None, after_resumption: int
+) -> None:
+    """OpenSSL's default, one ticket after a resumption (the client already had one), saves the server a ticket's
+    derivation and sealing; tlslite-ng's ticket_count (2) still applies after full handshakes and caps the count."""
+    settings = HandshakeSettings()
+    settings.ticketKeys = [bytearray(32)]
+    if setting is not None:
+        settings.resumption_ticket_count = setting
+    assert _tickets_received(settings, server_cert) == (2, after_resumption)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "1"])
+def test_resumption_ticket_count_must_be_a_count(value: Any) -> None:
+    settings = HandshakeSettings()
+    settings.resumption_ticket_count = value
+    with pytest.raises(ValueError, match="resumption_ticket_count"):
+        settings.validate()

@@ -132,7 +132,7 @@ def test_bad_server_share_length_raises_what_tlslite_raises(length: int) -> None
 def test_defaults_lead_with_the_hybrid_groups_and_validate() -> None:
     checked = HandshakeSettings().validate()
     assert checked.eccCurves[:2] == HYBRIDS
-    assert checked.keyShares[0] == "x25519mlkem768" and checked.keyShares.count("x25519mlkem768") == 1
+    assert checked.keyShares == ["x25519mlkem768", "x25519"]  # no P-256 share: a generation per handshake saved
 
 
 def test_a_hybrid_key_share_must_be_an_enabled_group() -> None:

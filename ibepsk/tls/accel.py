@@ -15,11 +15,17 @@ signs in pure Python. ibepsk connections (through :mod:`ibepsk.tls.seam`) use
 
 Plain ``tlslite.TLSConnection`` objects are left alone unless the process
 opts in with :func:`accelerate_tlslite` (undone by :func:`restore_tlslite`).
+One change reaches them anyway, since TLS extension objects come from
+tlslite-ng's own classes: once an ibepsk connection exists, extension fields are
+set without tlslite-ng's failing ``hasattr`` (:func:`set_extension_fields_fast`,
+patches/0018; same objects, same bytes). :func:`tlslite_as_shipped` undoes both
+for as long as a baseline needs stock tlslite-ng.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import Any, TypeVar
@@ -56,7 +62,9 @@ __all__ = [
     "cryptography_key_exchange",
     "on_cryptography",
     "restore_tlslite",
+    "set_extension_fields_fast",
     "tlslite_accelerated",
+    "tlslite_as_shipped",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -215,14 +223,45 @@ def _set_extension_attribute(extension: Any, name: str, value: Any) -> None:
     super(CustomNameExtension, extension).__setattr__(name, value)
 
 
+_STOCK_EXTENSION_SETATTR = CustomNameExtension.__dict__["__setattr__"]
+_as_shipped: list[None] = []  # one entry per tlslite_as_shipped() in effect: leave tlslite-ng's classes alone
+
+
+def set_extension_fields_fast() -> None:
+    """Every accelerated ibepsk connection calls this: TLS extension fields set without a failing ``hasattr``.
+
+    Extension objects are built by tlslite-ng's message parsers from class registries, with no
+    per-connection seam: only the class itself can be changed, so the change is process-wide. It is
+    behaviour-preserving (patches/0018 is the same change for tlslite-ng itself).
+    """
+    if not _as_shipped:
+        CustomNameExtension.__setattr__ = _set_extension_attribute
+
+
+@contextmanager
+def tlslite_as_shipped() -> Iterator[None]:
+    """tlslite-ng exactly as shipped while inside (a benchmark's stock baseline): neither
+    :func:`accelerate_tlslite` nor the extension-field change; both as they were afterwards."""
+    opted_in = tlslite_accelerated()
+    restore_tlslite()
+    current_setattr = CustomNameExtension.__dict__["__setattr__"]
+    CustomNameExtension.__setattr__ = _STOCK_EXTENSION_SETATTR
+    _as_shipped.append(None)
+    try:
+        yield
+    finally:
+        _as_shipped.pop()
+        CustomNameExtension.__setattr__ = current_setattr
+        if opted_in:
+            accelerate_tlslite()
+
+
 def _process_patches() -> list[_Patch]:
     """Where tlslite-ng builds ciphers, key exchanges and keys for every connection, and sets extension fields."""
     patches = [
         (RecordLayer, "_getCipherSettings", staticmethod(accelerated_cipher_settings)),
         (_TlsliteConnection, "_getKEX", staticmethod(accelerated_key_exchange)),
-        # Extension objects are built by tlslite-ng's message parsers from class registries, with no
-        # per-connection seam: only the class itself can be changed.
-        (CustomNameExtension, "__setattr__", _set_extension_attribute),
+        (CustomNameExtension, "__setattr__", _set_extension_attribute),  # see set_extension_fields_fast
     ]
     # Keys parsed from PEM (private keys) and from certificates (peers' public keys).
     key_factories = [
@@ -243,10 +282,9 @@ def accelerate_tlslite() -> None:
 
     Explicit and process-wide: plain ``tlslite.TLSConnection`` objects,
     keys parsed with ``tlslite.utils.keyfactory`` and certificates parsed
-    afterwards. ibepsk connections are accelerated without this call, except
-    for TLS extension objects, which every connection builds from tlslite-ng's
-    own classes: this call makes setting their fields cheap (patches/0018;
-    it halves the CPU of parsing a ClientHello).
+    afterwards, and TLS extension fields (:func:`set_extension_fields_fast`, which
+    the first ibepsk connection applies anyway). ibepsk connections are
+    accelerated without this call.
     """
     if not _applied:
         _applied.extend(_process_patches())

@@ -123,6 +123,19 @@ def _psk_mode(
     return HandshakeMode.RESUMPTION, None, key_exchange
 
 
+def tickets_to_issue(settings: Any, mode: HandshakeMode | None) -> Any:
+    """The settings tlslite-ng issues tickets with: after a ticket resumption at most
+    ``resumption_ticket_count`` of them (plain tlslite-ng settings: one)."""
+    if mode is not HandshakeMode.RESUMPTION:
+        return settings
+    limit = getattr(settings, "resumption_ticket_count", 1)
+    if settings.ticket_count <= limit:
+        return settings
+    fewer = copy.copy(settings)
+    fewer.ticket_count = limit
+    return fewer
+
+
 def newest_ticket_first(session: Any) -> Any:
     """The session to resume with, its newest ticket first (tlslite offers the first one): only a ticket issued
     after post-handshake authentication lets the server remember the client. The caller's session is left as is."""

@@ -41,9 +41,10 @@ from .accel import (
     accelerate_peer_certificate,
     cryptography_key_exchange,
     on_cryptography,
+    set_extension_fields_fast,
 )
 from .alerts import TlsAlert
-from .connection import IbePsk, binder_alert, newest_ticket_first, prefer_ibe_psk_suites
+from .connection import IbePsk, binder_alert, newest_ticket_first, prefer_ibe_psk_suites, tickets_to_issue
 from .driving import is_waiting, run_to_completion
 from .early_data import EarlyData, prefer_early_data_suite
 from .pha import PostHandshakeAuth
@@ -178,6 +179,7 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
         if self.accelerated:
             # tlslite-ng builds its RecordLayer in TLSRecordLayer.__init__ without a factory to hook.
             self._recordLayer.__class__ = AcceleratedRecordLayer
+            set_extension_fields_fast()
         # tlslite-ng's BufferedSocket queues writes in a deque, 760 bytes even when empty; a list does as well.
         self.sock._write_queue = []
         self._init_ibe_psk()
@@ -209,8 +211,9 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
     # --- session tickets ------------------------------------------------------------
 
     def _serverSendTickets(self, settings: Any) -> Iterator[Any]:
-        """Hooks tlslite's _serverSendTickets: tickets sealed with cryptography, not pure-Python AES."""
-        return self._tlslite("_serverSendTickets")(settings)  # type: ignore[no-any-return]
+        """Hooks tlslite's _serverSendTickets: tickets sealed with cryptography, not pure-Python AES; after a
+        resumption only ``resumption_ticket_count`` of them."""
+        return self._tlslite("_serverSendTickets")(tickets_to_issue(settings, self.handshake_mode))  # type: ignore[no-any-return]
 
     def _tryDecrypt(self, settings: Any, identity: Any = None, ticket: Any = None) -> Any:
         """Hooks tlslite's _tryDecrypt: a ticket opened with cryptography, not pure-Python AES, and once per server

@@ -85,6 +85,10 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         ``early_data_handler``: ``handler(conn, data) -> bytes | None``, called
         with accepted early data before the handshake completes; what it
         returns is sent at once, as 0.5-RTT data.
+        ``resumption_ticket_count``: how many of tlslite-ng's ``ticket_count``
+        tickets to issue after a handshake that resumed a ticket (default 1, as
+        OpenSSL: the client already held one and now holds a fresh one; each
+        costs the server a key derivation and a sealing).
     Post-handshake client authentication (:mod:`ibepsk.tls.pha`):
         ``client_auth_signer`` (client): a :class:`~ibepsk.tls.signer.Signer`;
         when set, the client offers post_handshake_auth and answers with it.
@@ -98,15 +102,17 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
     Unlike tlslite-ng, ``psk_modes`` defaults to ``["psk_dhe_ke"]`` (forward
     secrecy); add ``"psk_ke"`` to allow PSK-only key exchange. The hybrid
     post-quantum groups X25519MLKEM768 and SecP256r1MLKEM768 (on ``cryptography``, kyber-py not
-    needed) lead ``eccCurves``, and an X25519MLKEM768 share leads ``keyShares``: a server picks it
-    whenever the client sent one.
+    needed) lead ``eccCurves``, and ``keyShares`` is X25519MLKEM768 then X25519 (tlslite-ng also sends
+    P-256): a server picks the hybrid whenever the client sent one.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.psk_modes = ["psk_dhe_ke"]
         self.eccCurves: list[str] = _hybrid_first(list(self.eccCurves), HYBRID_GROUP_NAMES)
-        self.keyShares: list[str] = _hybrid_first(list(self.keyShares), HYBRID_GROUP_NAMES[:1])
+        # Shares for X25519MLKEM768 and X25519 only, as OpenSSL 3.5 and browsers send: a third (tlslite-ng's
+        # P-256) costs every handshake a key generation; a server that wants another group asks for it (HRR).
+        self.keyShares: list[str] = [HYBRID_GROUP_NAMES[0], "x25519"]
         self.ibe_public_params: TAPublicParams | None = None
         self.ibe_scheme = "bf"
         self.ibe_lattice_public_params: LatticeTAPublicParams | None = None
@@ -122,6 +128,7 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         self.max_early_data = _SKIP_BUDGET
         self.replay_store: ReplayStore | None = None
         self.early_data_handler: EarlyDataHandler | None = None
+        self.resumption_ticket_count = 1
         self.client_auth_signer: Signer | None = None
         self.client_auth_answer_limit: int | None = 1
         self.client_auth_anchors: TrustAnchors | None = None
@@ -148,6 +155,8 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         if self.ibe_keyring is not None and not isinstance(self.ibe_keyring, IbeKeyring):
             raise ValueError("ibe_keyring must be an ibepsk.tls.IbeKeyring")
         _check_client_auth_fields(self)
+        if not isinstance(self.resumption_ticket_count, int) or self.resumption_ticket_count < 0:
+            raise ValueError("resumption_ticket_count must be a non-negative integer")
         ours = copy.copy(self)  # our fields, whatever subclasses add too
         ours.__dict__.update(vars(checked))  # tlslite's checked copies of its own
         # tlslite shares pskConfigs by reference; the connection adds per-connection entries to its own copy.
