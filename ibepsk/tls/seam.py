@@ -283,10 +283,11 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
 
     def _handshakeClientAsync(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks the entry of every tlslite client handshake: ibepsk settings for every hook, the caller's session
-        left alone, the IBE-PSK and 0-RTT set up, the client key accelerated; rejected early data resent last,
-        then what only the handshake needed released."""
+        left alone, the IBE-PSK and 0-RTT set up, the client key accelerated, record padding on (patches/0019);
+        rejected early data resent last, then what only the handshake needed released."""
         arguments = _bind("_handshakeClientAsync", args, kwargs)
         settings = arguments["settings"] = HandshakeSettings.of(arguments["settings"])
+        self._use_record_padding(settings)
         arguments["session"] = newest_ticket_first(arguments["session"])
         self._ibe_start_client(settings, arguments["serverName"], arguments["checker"])
         self._early_start_client(settings)
@@ -373,10 +374,17 @@ class TLSConnection(IbePsk, EarlyData, PostHandshakeAuth, _TlsliteConnection):  
 
     def handshakeServerAsync(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Hooks the entry of tlslite's server handshake (``handshakeServer`` runs it too): ibepsk settings
-        for every hook, whatever the caller passed; what only the handshake needed released once it is done."""
+        for every hook, whatever the caller passed; record padding on (patches/0019); what only the handshake
+        needed released once it is done."""
         arguments = _bind("handshakeServerAsync", args, kwargs)
-        arguments["settings"] = HandshakeSettings.of(arguments["settings"])
+        settings = arguments["settings"] = HandshakeSettings.of(arguments["settings"])
+        self._use_record_padding(settings)
         return self._server_handshake(super().handshakeServerAsync(**arguments))
+
+    def _use_record_padding(self, settings: HandshakeSettings) -> None:
+        # RFC 8446 §5.4 padding is the record layer's padding_cb; tlslite-ng puts the settings' on its
+        # BufferedSocket, where nothing reads it (patches/0019). The fast path leaves padded writes to tlslite-ng.
+        self._recordLayer.padding_cb = settings.padding_cb
 
     def _server_handshake(self, handshake: Iterator[Any]) -> Iterator[Any]:
         with self._ibe_psk_zeroed_on_failure():
