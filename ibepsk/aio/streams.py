@@ -22,13 +22,13 @@ from tlslite.errors import TLSAbruptCloseError
 
 from ..tls import ClientAuthentication, HandshakeSettings, PostHandshakeAuthError, TLSConnection
 from ..tls.driving import is_waiting
+from ..tls.records import HEADER_LENGTH, declared_length
 
 #: Seconds a peer may take to complete the handshake before it is cut off.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Seconds a closing connection waits for the peer's close_notify (or EOF) after sending its own; also how long a
 #: refused peer's bytes are read and dropped after the alert (see :meth:`TLSProtocol.linger`).
 CLOSE_TIMEOUT = 5.0
-_RECORD_HEADER = 5
 
 ClientConnectedCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
@@ -119,11 +119,12 @@ class _TransportSocket:
 
 def _whole_record_length(received: bytearray) -> int:
     """The length (header included) of the record ``received`` starts with once all of it is there, else 0."""
-    if len(received) < _RECORD_HEADER:
+    # Not records.record_length: that one takes application data only; here a record of any type passes.
+    if len(received) < HEADER_LENGTH:
         return 0
     if received[0] not in ContentType.all:
         return len(received)  # no TLS record (an SSLv2 hello, garbage): tlslite decides what it is
-    length = _RECORD_HEADER + int.from_bytes(received[3:_RECORD_HEADER], "big")
+    length = declared_length(received)
     return length if len(received) >= length else 0
 
 
