@@ -20,15 +20,13 @@ from typing import Any, Protocol, cast
 from tlslite.constants import ContentType
 from tlslite.errors import TLSAbruptCloseError
 
+from ..stopping import CLOSE_TIMEOUT
 from ..tls import ClientAuthentication, HandshakeSettings, PostHandshakeAuthError, TLSConnection
 from ..tls.driving import is_waiting
 from ..tls.records import HEADER_LENGTH, declared_length
 
 #: Seconds a peer may take to complete the handshake before it is cut off.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
-#: Seconds a closing connection waits for the peer's close_notify (or EOF) after sending its own; also how long a
-#: refused peer's bytes are read and dropped after the alert (see :meth:`TLSProtocol.linger`).
-CLOSE_TIMEOUT = 5.0
 
 ClientConnectedCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
