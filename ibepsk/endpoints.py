@@ -402,6 +402,10 @@ def _handshake(host: str, port: int, config: ClientConfig, session: Any, early_d
         raise EndpointError(f"{host}:{port}: not a TLS server (its answer is no TLS record)") from None
     except TLSAbruptCloseError:
         raise EndpointError(f"{host}:{port} closed the connection without finishing the handshake") from None
+    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):  # a reset, met on a read or a write
+        raise EndpointError(
+            f"{host}:{port} closed the connection without finishing the handshake (connection reset)"
+        ) from None
 
 
 def _alert_name(alert: TLSRemoteAlert) -> str:

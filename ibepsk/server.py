@@ -30,7 +30,7 @@ from tlslite.errors import TLSAbruptCloseError, TLSAlert, TLSError, TLSLocalAler
 from tlslite.utils.codec import DecodeError
 
 from .keys import IdentityKey
-from .stopping import SHUTDOWN_GRACE_SECONDS, STOPPING_HELP
+from .stopping import CLOSE_TIMEOUT, SHUTDOWN_GRACE_SECONDS, STOPPING_HELP
 from .tls import ClientAuthentication, HandshakeSettings, IbeKeyring, PostHandshakeAuthError, TLSConnection
 from .tls.driving import run_to_completion
 from .tls.early_data import EarlyDataStatus
@@ -44,8 +44,6 @@ log = logging.getLogger("ibepsk.server")
 _ACCEPT_RETRY_SECONDS = 0.05
 #: How long it then waits for the threads of the connections it cut to notice.
 _CUT_WAIT_SECONDS = 1.0
-#: At most how long, after an alert, what the peer still sends is read and dropped (see :func:`_linger`).
-LINGER_SECONDS = 5.0
 _LINGER_CHUNK = 65536
 
 
@@ -375,15 +373,15 @@ def _close_quietly(closable: Any) -> None:
 
 
 def _linger(sock: socket.socket, failure: BaseException) -> None:
-    """After an alert: half-close, then read and drop what the peer still sends until it closes (LINGER_SECONDS
-    at most).
+    """After an alert: half-close, then read and drop what the peer still sends until it closes (CLOSE_TIMEOUT
+    at most). It runs in the connection's own thread: the accept loop goes on meanwhile.
 
     Closing at once would answer the peer's bytes still in flight (the rest of its flight, its request) with a
     reset, which reaches the peer before it reads the alert: it sees "connection reset" or EPIPE instead.
     """
     if isinstance(failure, TimeoutError | TLSAbruptCloseError | ConnectionError):
         return  # a silent peer has nothing in flight, a gone one reads nothing more
-    deadline = time.monotonic() + LINGER_SECONDS
+    deadline = time.monotonic() + CLOSE_TIMEOUT
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
         while (remaining := deadline - time.monotonic()) > 0:

@@ -20,7 +20,7 @@ from ibepsk.keys import TAMasterKey
 from pki import Issued, issue, make_ca
 from test_cli_endpoints import ServerProcess
 from test_cli_ta import assert_error_after_connecting, assert_one_line_error, ibepsk
-from tls_support import TIMEOUT
+from tls_support import TIMEOUT, reset
 
 PSK_HEX = "5e" * 32
 PSK_IDENTITY = "ibepsk-cli-test"
@@ -263,6 +263,30 @@ def test_a_peer_that_does_not_speak_tls(files: dict[str, Path], answer: bytes, m
         result = ibepsk("connect", f"127.0.0.1:{port}", "--ta", str(files["public"]), "--identity", "x")
         answering.join(TIMEOUT)
     assert_one_line_error(result, f"127.0.0.1:{port}{message}")
+
+
+@pytest.mark.parametrize("read_hello_first", [True, False], ids=["after-client-hello", "at-once"])
+def test_a_server_that_resets_during_the_handshake_is_one_clear_line(
+    files: dict[str, Path], read_hello_first: bool
+) -> None:
+    def accept_and_reset(listener: socket.socket) -> None:
+        peer, _ = listener.accept()
+        if read_hello_first:
+            peer.recv(4096)
+        reset(peer)
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        resetting = threading.Thread(target=accept_and_reset, args=(listener,))
+        resetting.start()
+        port = listener.getsockname()[1]
+        result = ibepsk("connect", f"127.0.0.1:{port}", "--ta", str(files["public"]), "--identity", "x")
+        resetting.join(TIMEOUT)
+    # A reset that meets the ClientHello on its way out reads as the end of the connection (tlslite-ng then reads
+    # on, for an alert); one that comes while the client waits for the ServerHello is named.
+    reset_named = " (connection reset)" if read_hello_first else ""
+    assert_one_line_error(
+        result, f"127.0.0.1:{port} closed the connection without finishing the handshake{reset_named}"
+    )
 
 
 def _answer_once(listener: socket.socket, answer: bytes) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import select
+import socket
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -173,13 +175,19 @@ def test_with_post_handshake_auth_possible_one_transcript_hash_stays_and_serves_
 # --- ibepsk.asyncio: what an idle connection holds ------------------------------------------------
 
 
-@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
-def test_an_idle_asyncio_connection_holds_no_read_in_progress_and_no_keyed_cipher(
-    ta: TAMasterKey, identity_key: IdentityKey, loop_kind: str
-) -> None:
+@pytest.fixture(params=["asyncio", "uvloop"])
+def runner(request: pytest.FixtureRequest) -> Iterator[asyncio.Runner]:
+    """A runner on asyncio's own event loop, then on uvloop's."""
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
-    if loop_kind == "uvloop":
+    if request.param == "uvloop":
         loop_factory = pytest.importorskip("uvloop").new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as made:
+        yield made
+
+
+def test_an_idle_asyncio_connection_holds_no_read_in_progress_and_no_keyed_cipher(
+    ta: TAMasterKey, identity_key: IdentityKey, runner: asyncio.Runner
+) -> None:
     held: list[TLSConnection] = []
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -205,8 +213,7 @@ def test_an_idle_asyncio_connection_holds_no_read_in_progress_and_no_keyed_ciphe
             writer.close()
             await writer.wait_closed()
 
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(asyncio.wait_for(main(), 60))
+    runner.run(asyncio.wait_for(main(), 60))
 
 
 def assert_idle(conn: TLSConnection, settings: HandshakeSettings) -> None:
@@ -242,3 +249,78 @@ def test_a_handshake_that_fails_zeroes_the_ibe_psk_on_both_ends(
     assert len(keyring.opened) == 1
     assert keyring.opened[0][1] == bytes(32), "the server's IBE-PSK is zeroed"
     assert pair.server._ibe_opened is None
+
+
+# --- ibepsk.asyncio: a bulk transfer keys the ciphers again a few times, not once per piece -----------------------
+
+MIB = 1 << 20
+CHUNK = 1 << 14
+#: Receive buffers this small (the kernel lets them grow to megabytes) make records arrive in pieces: reads wait for
+#: the rest of a record again and again.
+SMALL_RECEIVE_BUFFER = 65536
+#: How often a mebibyte each way may key a connection's ciphers again: each burst of writes and each time the
+#: reader catches up at a record boundary may (without the rule, once per piece received and per write: ~100).
+FEW_KEYINGS = 8
+
+
+class CipherKeyings:
+    """How often a connection's current record ciphers key their OpenSSL state again after
+    ``release_idle_ciphers`` (about 2 µs each: worth it for an idle connection, waste mid-transfer)."""
+
+    def __init__(self, conn: TLSConnection) -> None:
+        self.count = 0
+        layer = conn._recordLayer
+        for cipher in (layer._readState.encContext, layer._writeState.encContext):
+            cipher._keyed = self._counting(cipher._keyed)
+
+    def _counting(self, keyed: Callable[[bytes], object]) -> Callable[[bytes], object]:
+        def counted(key: bytes) -> object:
+            self.count += 1
+            return keyed(key)
+
+        return counted
+
+
+def test_a_mebibyte_each_way_over_asyncio_keys_the_ciphers_a_few_times_then_idles_without_them(
+    ta: TAMasterKey, identity_key: IdentityKey, runner: asyncio.Runner
+) -> None:
+    request = os.urandom(MIB)
+    served: list[tuple[TLSConnection, CipherKeyings]] = []
+
+    async def reverse_in_chunks(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = writer.get_extra_info("tls")
+        served.append((conn, CipherKeyings(conn)))
+        response = (await reader.readexactly(MIB))[::-1]
+        for start in range(0, MIB, CHUNK):  # streamed out to a client that is silent meanwhile
+            writer.write(response[start : start + CHUNK])
+            await writer.drain()
+        await reader.read()
+        writer.close()
+
+    async def main() -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RECEIVE_BUFFER)  # accepted sockets inherit it
+        settings = client_settings(ta)
+        async with await ibepsk.asyncio.start_server(
+            reverse_in_chunks, sock=listener, settings=server_settings([identity_key])
+        ):
+            reader, writer = await ibepsk.asyncio.open_connection(
+                "127.0.0.1", listener.getsockname()[1], settings=settings, server_name="localhost"
+            )
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RECEIVE_BUFFER)
+            client = writer.get_extra_info("tls")
+            client_keyings = CipherKeyings(client)
+            for start in range(0, MIB, CHUNK):
+                writer.write(request[start : start + CHUNK])
+                await writer.drain()
+            assert await reader.readexactly(MIB) == request[::-1]
+
+            ((server, server_keyings),) = served
+            keyings = {"client": client_keyings.count, "server": server_keyings.count}
+            assert max(keyings.values()) <= FEW_KEYINGS, keyings
+            for conn in (client, server):  # and now both wait: without keyed ciphers
+                assert_idle(conn, settings)
+            writer.close()
+            await writer.wait_closed()
+
+    runner.run(asyncio.wait_for(main(), 60))

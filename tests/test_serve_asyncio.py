@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -9,8 +10,9 @@ import socket
 import struct
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tlslite.constants import AlertDescription, ExtensionType
@@ -19,12 +21,15 @@ from tlslite.extensions import SNIExtension
 from tlslite.handshakesettings import HandshakeSettings as StockSettings
 from tlslite.tlsconnection import TLSConnection as StockConnection
 
-from ibepsk import HandshakeMode, HandshakeSettings, keys
+from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring, keys
+from ibepsk.aio.server import AsyncTLSServer, echo_application, www_application
+from ibepsk.asyncio import open_connection
 from ibepsk.client import ClientConfig, connect
 from ibepsk.keys import TAMasterKey
+from ibepsk.server import ServerConfig
 
 from test_cli_ta import assert_one_line_error, ibepsk
-from tls_support import ListeningProcess, capture_client_hello
+from tls_support import TIMEOUT, ListeningProcess, capture_client_hello
 
 TRICKLERS = 200
 
@@ -285,3 +290,41 @@ def test_an_sslv2_record_after_the_handshake_gets_unexpected_message(files: dict
         log = server.stop()
     assert refused.value.description == AlertDescription.unexpected_message  # patches/0016
     assert "after handshake failed: sent alert unexpected_message" in log and "Traceback" not in log, log
+
+
+def _reading_task() -> list[str] | None:
+    """The names of the functions in the stack of the task that waits for a connection's bytes, if one does."""
+    for task in asyncio.all_tasks():
+        names = []
+        awaiting: Any = task.get_coro()
+        while hasattr(awaiting, "cr_code"):  # down the chain of coroutines, each awaiting the next
+            names.append(awaiting.cr_code.co_name)
+            awaiting = awaiting.cr_await
+        if "_wait_for_data" in names:
+            return names
+    return None
+
+
+@pytest.mark.parametrize("application", [echo_application, www_application])
+def test_an_application_waits_for_its_client_in_its_own_task(
+    ta: TAMasterKey, application: Callable[..., Awaitable[None]]
+) -> None:
+    """A read with a timeout adds no task (asyncio.wait_for does on Python 3.11: ~1 KiB more per idle connection)."""
+
+    async def main() -> list[str] | None:
+        settings = HandshakeSettings()
+        settings.ibe_keyring = IbeKeyring([ta.extract("localhost")])
+        server = AsyncTLSServer(ServerConfig(settings), application)
+        await server.start()
+        client_settings = HandshakeSettings()
+        client_settings.ibe_public_params = ta.public
+        _, writer = await open_connection(*server.address, settings=client_settings, server_name="localhost")
+        writer.write(b"GET / HTTP/1.0\r\n")  # for www_application, a request that is not complete yet
+        async with asyncio.timeout(TIMEOUT):
+            while (reading := _reading_task()) is None:
+                await asyncio.sleep(0.01)
+        writer.close()
+        await server.shut_down(grace=1)
+        return reading
+
+    assert application.__name__ in asyncio.run(main())

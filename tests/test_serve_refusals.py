@@ -25,7 +25,7 @@ from ibepsk.server import ServerConfig, TLSServer, server_settings, www_applicat
 from ibepsk.tls import TrustAnchors, requiring_client_auth
 from ibepsk.tls.certs import load_tlslite_chain
 
-from tls_support import TIMEOUT
+from tls_support import TIMEOUT, reset
 
 #: Seconds between the client's records on their way to the server: the server decides on the client's
 #: Certificate long before the rest of the client's flight reaches it.
@@ -57,7 +57,7 @@ class PacingProxy:
                 _raise_if_reset(upstream)  # now, not when the client's next record comes
             upstream.shutdown(socket.SHUT_WR)
         except OSError:
-            _reset(client)
+            reset(client)
 
     @staticmethod
     def _pass_server_bytes(upstream: socket.socket, client: socket.socket) -> None:
@@ -66,7 +66,7 @@ class PacingProxy:
                 client.sendall(data)
             client.shutdown(socket.SHUT_WR)
         except OSError:
-            _reset(client)
+            reset(client)
 
 
 def _next_record(sock: socket.socket) -> bytes:
@@ -81,12 +81,6 @@ def _raise_if_reset(sock: socket.socket) -> None:
     time.sleep(PACE / 4)  # on loopback a reset answers what was sent at once
     if error := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
         raise ConnectionResetError(error, os.strerror(error))
-
-
-def _reset(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()
 
 
 def late_connect(pki: OpenSslPki, port: int, certificate: str | None, *options: str) -> str:  # noqa: F811

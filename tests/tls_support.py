@@ -129,6 +129,13 @@ def exchange(server: TLSServer, config: ClientConfig, message: bytes = b"ping", 
 # --- raw records ---------------------------------------------------------------
 
 
+def reset(sock: socket.socket) -> None:
+    """Close ``sock`` with a reset (SO_LINGER 0), as a crashing or refusing peer may."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
 def read_record(sock: socket.socket) -> tuple[int, bytes]:
     header = _read_exactly(sock, 5)
     content_type, _version, length = struct.unpack(">BHH", header)

@@ -113,13 +113,18 @@ def seal_records(state: Any, data: memoryview, record_size: int) -> bytes:
             return b"".join(pieces)
 
 
+def declared_length(header: bytes | bytearray) -> int:
+    """The length, header included, that a record header (5 bytes at least) declares, whatever its type."""
+    return HEADER_LENGTH + ((header[3] << 8) | header[4])
+
+
 def record_length(header: bytearray, plaintext_limit: int) -> int | None:
     """The length, header included, of the record ``header`` starts (5 bytes at least); None when it is no
     application data record of a sane length, for tlslite-ng to deal with."""
     if header[0] != APPLICATION_DATA or (header[1], header[2]) != _LEGACY_VERSION:
         return None
-    length = (header[3] << 8) | header[4]
-    return HEADER_LENGTH + length if length <= plaintext_limit + _MAX_EXPANSION else None
+    length = declared_length(header)
+    return length if length <= HEADER_LENGTH + plaintext_limit + _MAX_EXPANSION else None
 
 
 def open_application_data(state: Any, pending: bytearray, length: int, plaintext_limit: int) -> bytes | None:
