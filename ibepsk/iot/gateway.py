@@ -189,7 +189,11 @@ class Gateway:
         self.stats.count_authenticated(auth.method)
         readings = Readings(device, self.store, self.stats)
         answer(readings, conn.early_data, writer.write, early=True)
-        while data := await asyncio.wait_for(reader.read(_READ_BYTES), timeout):
+        while True:
+            async with asyncio.timeout(timeout):  # not wait_for: no task per read for every waiting device
+                data = await reader.read(_READ_BYTES)
+            if not data:
+                break
             answer(readings, data, writer.write, early=False)
             await writer.drain()
         log.info("%s (%s) done", device, auth.method)
@@ -205,7 +209,8 @@ class Gateway:
                 "devices must authenticate: offer post_handshake_auth and answer with a device certificate",
             )
         try:
-            auth = await asyncio.wait_for(request_client_auth(writer, required=True), timeout)
+            async with asyncio.timeout(timeout):
+                auth = await request_client_auth(writer, required=True)
         except TLSLocalAlert as exc:  # the alert (unknown_ca, certificate_required, ...) has reached the device
             raise DeviceRefusedError(describe_failure(exc)) from exc
         if auth is None:
