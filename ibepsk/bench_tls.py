@@ -35,6 +35,7 @@ from .ibe import get_backend
 from .pki import Issued, issue, make_ca
 from .tls import HandshakeSettings, IbeKeyring, KeySigner, TLSConnection, TrustAnchors
 from .tls.accel import tlslite_as_shipped
+from .tls.certs import ServerCertificateChecker
 from .tls.loopback import tcp_pair
 
 SERVER_NAME = "localhost"
@@ -149,17 +150,23 @@ class Material:
             settings.client_auth_signer = KeySigner([self.client_cert.certificate], self.client_cert.key)
         return settings
 
+    def server_checker(self) -> ServerCertificateChecker:
+        return ServerCertificateChecker(TrustAnchors([self.ca.certificate]), SERVER_NAME)
+
     def psk_settings(self, kind: type[Any]) -> Any:
-        settings = HandshakeSettings() if kind is not StockConnection else _stock_settings()
+        settings = default_settings(kind)
         settings.pskConfigs = [self.psk]
         settings.psk_modes = ["psk_dhe_ke"]
         return settings
 
 
-def _stock_settings() -> Any:
-    from tlslite import HandshakeSettings as StockSettings
+def default_settings(kind: type[Any]) -> Any:
+    """Fresh default settings of the library ``kind`` belongs to: ibepsk's, or stock tlslite-ng's."""
+    if kind is StockConnection:
+        from tlslite import HandshakeSettings as StockSettings
 
-    return StockSettings()
+        return StockSettings()
+    return HandshakeSettings()
 
 
 # --- handshake scenarios ---------------------------------------------------------------
@@ -170,14 +177,17 @@ LIKE_FOR_LIKE_GROUP = "x25519"
 
 
 def _tlslite_certificate(kind: type[Any], material: Material, group: str | None = None) -> Cpu:
-    """A certificate handshake; with ``group``, the client offers that key share alone (default: its defaults)."""
+    """A certificate handshake, both sides with their library's default settings (ibepsk's: X25519MLKEM768);
+    with ``group``, the client offers that key share alone. ibepsk's client validates the server's chain and
+    name, as ``ssl``'s does (stock tlslite-ng has no chain validation of its own)."""
     chain, key = material.server_cert.tlslite_chain(), material.server_cert.tlslite_key()
-    settings = _stock_settings() if kind is StockConnection else HandshakeSettings()
+    client_settings, server_settings = default_settings(kind), default_settings(kind)
     if group is not None:
-        settings.keyShares = [group]
+        client_settings.keyShares = [group]
+    checker = material.server_checker() if kind is not StockConnection else None
     return run_pair(
-        lambda s: kind(s).handshakeClientCert(serverName=SERVER_NAME, settings=settings),
-        lambda s: kind(s).handshakeServer(certChain=chain, privateKey=key),
+        lambda s: kind(s).handshakeClientCert(serverName=SERVER_NAME, settings=client_settings, checker=checker),
+        lambda s: kind(s).handshakeServer(settings=server_settings, certChain=chain, privateKey=key),
     )
 
 
@@ -218,7 +228,7 @@ def _ibe_psk_with_pha(kind: type[Any], material: Material) -> Cpu:
 
 
 def _tlslite_resumption(kind: type[Any], material: Material) -> Cpu:
-    settings = _stock_settings() if kind is StockConnection else HandshakeSettings()
+    settings = default_settings(kind)
     settings.ticketKeys = [bytearray(32)]
     chain, key = material.server_cert.tlslite_chain(), material.server_cert.tlslite_key()
     sessions: list[Any] = []
@@ -302,7 +312,7 @@ def _scenarios(material: Material) -> list[Scenario]:
         ),
         (
             "certificate_x25519",
-            "certificate, X25519 only on all",
+            "certificate (X25519, like for like)",
             lambda: _tlslite_certificate(TLSConnection, material, LIKE_FOR_LIKE_GROUP),
             lambda: _tlslite_certificate(StockConnection, material, LIKE_FOR_LIKE_GROUP),
             lambda: _ssl_certificate(material, LIKE_FOR_LIKE_GROUP),
@@ -392,7 +402,7 @@ def run_pair_in_processes(client: Callable[[socket.socket], float], server: Call
 
 def _tlslite_bulk(kind: type[Any], material: Material, cipher: str, total: int) -> Cpu:
     chain, key = material.server_cert.tlslite_chain(), material.server_cert.tlslite_key()
-    settings = _stock_settings() if kind is StockConnection else HandshakeSettings()
+    settings = default_settings(kind)
     settings.cipherNames = [cipher]
     chunk = bytes(BULK_CHUNK)
 
