@@ -84,19 +84,23 @@ def no_tlslite_hmac(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cryptomath, "hmac", SimpleNamespace(new=refuse))
 
 
-def _certificate_then_resumption(kind: type[Any], issued: Issued) -> bool:
-    """A certificate handshake, then a resumption with its ticket (both sides ``kind``): whether it resumed."""
-    settings = StockSettings() if kind is StockConnection else HandshakeSettings()
-    settings.ticketKeys = [bytearray(32)]
+def _certificate_then_resumption(kind: type[Any], issued: Issued, settings: Any = None) -> list[tuple[bool, int]]:
+    """A certificate handshake, then a resumption with its ticket (both sides ``kind``; the server with
+    ``settings``, by default its library's with a ticket key): whether each resumed, and the new tickets it brought."""
+    if settings is None:
+        settings = StockSettings() if kind is StockConnection else HandshakeSettings()
+        settings.ticketKeys = [bytearray(32)]
     chain, key = issued.tlslite_chain(), issued.tlslite_key()
     sessions: list[Any] = []
+    outcomes: list[tuple[bool, int]] = []
 
     def client(sock: socket.socket) -> None:
         conn = kind(sock)
         conn.handshakeClientCert(serverName="localhost", session=sessions[0] if sessions else None)
         conn.write(b"x")
         conn.read()  # the tickets arrive before the echo
-        sessions[:] = [conn.session, conn.resumed]
+        sessions[:] = [conn.session]
+        outcomes.append((bool(conn.resumed), len(conn.tickets)))
 
     def server(sock: socket.socket) -> None:
         conn = kind(sock)
@@ -105,12 +109,16 @@ def _certificate_then_resumption(kind: type[Any], issued: Issued) -> bool:
 
     run_pair(client, server)
     run_pair(client, server)
-    return bool(sessions[1])
+    return outcomes
+
+
+def _resumes(kind: type[Any], issued: Issued) -> bool:
+    return [resumed for resumed, _tickets in _certificate_then_resumption(kind, issued)] == [False, True]
 
 
 @pytest.mark.usefixtures("no_tlslite_hmac")
 def test_handshakes_and_tickets_skip_tlslite_hmac_chain(server_cert: Issued, ta: TAMasterKey) -> None:
-    assert _certificate_then_resumption(TLSConnection, server_cert)
+    assert _resumes(TLSConnection, server_cert)
     settings = HandshakeSettings()
     settings.ibe_keyring, settings.ticketKeys = IbeKeyring([ta.extract("localhost")]), [bytearray(32)]
     with running_server(settings) as (server, _observed):
@@ -118,7 +126,7 @@ def test_handshakes_and_tickets_skip_tlslite_hmac_chain(server_cert: Issued, ta:
         second = exchange(server, ibe_client_config(ta.public), session=first.session)
     assert (first.mode, second.mode) == (HandshakeMode.IBE_PSK, HandshakeMode.RESUMPTION)
     with pytest.raises(AssertionError, match="HMAC chain"):  # what the fixture stops: stock tlslite-ng's schedule
-        _certificate_then_resumption(StockConnection, server_cert)
+        _resumes(StockConnection, server_cert)
 
 
 def test_a_ticket_is_opened_once_per_server_handshake(ta: TAMasterKey, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,8 +217,8 @@ def test_ibepsk_connections_set_extension_fields_without_failed_lookups(
     failed_lookups.clear()
     ClientHello().parse(Parser(raw[1:]))
     assert failed_lookups == []
-    assert _certificate_then_resumption(TLSConnection, server_cert)
-    assert _certificate_then_resumption(StockConnection, server_cert)
+    assert _resumes(TLSConnection, server_cert)
+    assert _resumes(StockConnection, server_cert)
 
 
 def test_opting_in_and_out_keeps_the_extension_fix_of_ibepsk_connections() -> None:
@@ -220,30 +228,6 @@ def test_opting_in_and_out_keeps_the_extension_fix_of_ibepsk_connections() -> No
     accelerate_tlslite()
     restore_tlslite()
     assert CustomNameExtension.__setattr__ is fast
-
-
-def _tickets_received(server_settings: HandshakeSettings, issued: Issued) -> tuple[int, int]:
-    """New tickets a client gets after a certificate handshake, then after resuming with the first."""
-    chain, key = issued.tlslite_chain(), issued.tlslite_key()
-    sessions: list[Any] = []
-    counts: list[int] = []
-
-    def client(sock: socket.socket) -> None:
-        conn = TLSConnection(sock)
-        conn.handshakeClientCert(serverName="localhost", session=sessions[0] if sessions else None)
-        conn.write(b"x")
-        conn.read()  # the tickets arrive before the echo
-        sessions[:] = [conn.session]
-        counts.append(len(conn.tickets) if conn.resumed == bool(counts) else -1)
-
-    def server(sock: socket.socket) -> None:
-        conn = TLSConnection(sock)
-        conn.handshakeServer(settings=server_settings, certChain=chain, privateKey=key)
-        conn.write(conn.read())
-
-    run_pair(client, server)
-    run_pair(client, server)
-    return counts[0], counts[1]
 
 
 @pytest.mark.parametrize(("setting", "after_resumption"), [(None, 1), (0, 0), (2, 2), (5, 2)])
@@ -256,7 +240,7 @@ def test_a_resumption_brings_resumption_ticket_count_new_tickets(
     settings.ticketKeys = [bytearray(32)]
     if setting is not None:
         settings.resumption_ticket_count = setting
-    assert _tickets_received(settings, server_cert) == (2, after_resumption)
+    assert _certificate_then_resumption(TLSConnection, server_cert, settings) == [(False, 2), (True, after_resumption)]
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "1"])
