@@ -23,7 +23,7 @@ from tlslite.messages import ClientHello, NewSessionTicket
 from tlslite.utils import cryptomath
 from tlslite.utils.codec import Parser
 
-from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring, TLSConnection, accelerate_tlslite, restore_tlslite
+from ibepsk import HandshakeMode, HandshakeSettings, IbeKeyring, TLSConnection
 from ibepsk.bench_tls import run_pair
 from ibepsk.keys import TAMasterKey
 from ibepsk.pki import Issued
@@ -31,6 +31,7 @@ from ibepsk.tls import seam
 from ibepsk.tls._crypto.kdf import secure_hmac, tlslite_derive_secret, tlslite_hkdf_expand_label
 from ibepsk.tls.accel import KeyScheduleHandshakeHelpers, tlslite_as_shipped
 
+from patch_support import run_python
 from tls_support import capture_client_hello, exchange, ibe_client_config, running_server
 
 ALGORITHMS = ["sha256", "sha384"]
@@ -222,12 +223,32 @@ def test_ibepsk_connections_set_extension_fields_without_failed_lookups(
 
 
 def test_opting_in_and_out_keeps_the_extension_fix_of_ibepsk_connections() -> None:
-    with socket.socket() as unused:
-        TLSConnection(unused)
-    fast = CustomNameExtension.__setattr__
-    accelerate_tlslite()
-    restore_tlslite()
-    assert CustomNameExtension.__setattr__ is fast
+    """In a fresh process: the opt-in sets extension fields fast and restore_tlslite() undoes that, until the
+    process has an ibepsk connection; from then on they stay fast, in whichever order the calls come."""
+    result = run_python(
+        """
+        import socket
+        from tlslite.extensions import CustomNameExtension
+        import ibepsk
+
+        stock = CustomNameExtension.__setattr__
+        fast = []
+        ibepsk.accelerate_tlslite()
+        fast.append(CustomNameExtension.__setattr__ is not stock)
+        ibepsk.restore_tlslite()
+        fast.append(CustomNameExtension.__setattr__ is not stock)
+        ibepsk.accelerate_tlslite()
+        with socket.socket() as unused:
+            ibepsk.TLSConnection(unused)
+        ibepsk.restore_tlslite()
+        fast.append(CustomNameExtension.__setattr__ is not stock)
+        ibepsk.accelerate_tlslite()
+        ibepsk.restore_tlslite()
+        fast.append(CustomNameExtension.__setattr__ is not stock)
+        print(fast)
+        """
+    )
+    assert result.stdout.split("\n")[0] == "[True, False, True, True]", result.stderr
 
 
 @pytest.mark.parametrize(("setting", "after_resumption"), [(None, 1), (0, 0), (2, 2), (5, 2)])

@@ -356,6 +356,34 @@ def test_ticket_issued_after_pha_restores_the_client_identity(ta: TAMasterKey, p
     assert untrusted[1:] == (None, None), "the identity is validated again when resumed"
 
 
+@pytest.mark.parametrize("resumption_ticket_count", [1, 0])
+def test_pha_on_a_resumed_connection_issues_its_identity_ticket(
+    ta: TAMasterKey, pki: Pki, server: ServerFactory, resumption_ticket_count: int
+) -> None:
+    """The identity ticket PHA issues is its own, whatever limits the tickets that end a resumption."""
+    seen: list[tuple[Any, Any]] = []
+
+    def application(conn: TLSConnection) -> None:
+        if conn.handshake_mode == HandshakeMode.RESUMPTION:
+            conn.request_client_auth()
+            conn.wait_for_client_auth()
+        seen.append((conn.handshake_mode, conn.client_auth))
+        conn.write(b"echo:" + conn.read())
+
+    settings = server.settings(ticketKeys=[bytearray(32)], ticket_count=1)
+    settings.resumption_ticket_count = resumption_ticket_count
+    config = client_config(ta, pki.signer())
+    with running_server(settings, application) as (running, _):
+        first = connect(*running.address, config)
+        converse(first)
+        first.close()
+        second = connect(*running.address, config, session=first.session)
+        converse(second)
+        second.close()
+    assert second.resumed and seen[1][0] == HandshakeMode.RESUMPTION and seen[1][1] is not None
+    assert len(second.session.tickets) == resumption_ticket_count + 1  # the handshake's, then PHA's
+
+
 # --- tlslite-ng bugs, fixed in ibepsk -----------------------------------------------------------------
 
 

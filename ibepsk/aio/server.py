@@ -182,8 +182,8 @@ def _ms_since(started: float) -> float:
 # --- applications -----------------------------------------------------------------
 
 
-async def _read_within(reader: asyncio.StreamReader, timeout: float) -> bytes:
-    """What the client sends next (b"" once it has closed); TimeoutError if it stays silent ``timeout`` seconds.
+async def read_within(reader: asyncio.StreamReader, timeout: float) -> bytes:
+    """What the peer sends next (b"" once it has closed); TimeoutError if it stays silent ``timeout`` seconds.
 
     ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 the latter runs each read in a task of its own,
     about 1 KiB more for every connection waiting for its client.
@@ -194,7 +194,7 @@ async def _read_within(reader: asyncio.StreamReader, timeout: float) -> bytes:
 
 async def echo_application(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
     """Send back whatever the client sends, until it closes."""
-    while data := await _read_within(reader, timeout):
+    while data := await read_within(reader, timeout):
         writer.write(data)
         await writer.drain()
 
@@ -203,7 +203,7 @@ async def www_application(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     """:func:`ibepsk.server.www_answer` to one HTTP request."""
     conn: TLSConnection = writer.get_extra_info("tls")
     request = bytearray(conn.early_data)
-    while www_wants_more(conn, request) and (chunk := await _read_within(reader, timeout)):
+    while www_wants_more(conn, request) and (chunk := await read_within(reader, timeout)):
         request += chunk
     answer = www_answer(conn, bytes(request))
     if answer is None:

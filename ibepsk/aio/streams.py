@@ -139,8 +139,10 @@ def _run_without_waiting(steps: Iterator[Any]) -> Any:
 class TLSProtocol(asyncio.Protocol):
     """One TLS connection: runs the handshake, then reads records into the application's protocol.
 
-    Ten thousand of these may sit idle at once, so a connection waiting for its peer holds no tlslite
-    generator (a read starts afresh when a record arrives) and no keyed record cipher.
+    Ten thousand of these may sit idle at once, so a connection waiting for its peer between records holds
+    no tlslite generator (a read starts afresh when a record arrives) and no keyed record cipher. One
+    waiting for the rest of a record keeps both (a few KiB), since the rest is on its way; a peer that
+    stalls there is the application's read timeout's to end (as ``ibepsk serve``'s does).
     """
 
     def __init__(

@@ -24,7 +24,7 @@ from typing import Literal, NoReturn
 
 from tlslite.errors import TLSError, TLSLocalAlert
 
-from ..aio.server import AsyncTLSServer, use_uvloop
+from ..aio.server import AsyncTLSServer, read_within, use_uvloop
 from ..aio.streams import request_client_auth
 from ..keys import IdentityKey
 from ..server import ServerConfig, describe_failure, server_settings
@@ -36,7 +36,6 @@ from .store import AddResult, ReadingStore
 
 log = logging.getLogger("ibepsk.iot.gateway")
 
-_READ_BYTES = 65536
 #: A session ticket lets a device reconnect without a pairing or a signature for this long.
 DEFAULT_TICKET_LIFETIME = 24 * 3600
 
@@ -189,11 +188,7 @@ class Gateway:
         self.stats.count_authenticated(auth.method)
         readings = Readings(device, self.store, self.stats)
         answer(readings, conn.early_data, writer.write, early=True)
-        while True:
-            async with asyncio.timeout(timeout):  # not wait_for: no task per read for every waiting device
-                data = await reader.read(_READ_BYTES)
-            if not data:
-                break
+        while data := await read_within(reader, timeout):
             answer(readings, data, writer.write, early=False)
             await writer.drain()
         log.info("%s (%s) done", device, auth.method)

@@ -224,44 +224,56 @@ def _set_extension_attribute(extension: Any, name: str, value: Any) -> None:
 
 
 _STOCK_EXTENSION_SETATTR = CustomNameExtension.__dict__["__setattr__"]
-_as_shipped: list[None] = []  # one entry per tlslite_as_shipped() in effect: leave tlslite-ng's classes alone
+_ibepsk_connections: list[None] = []  # an entry once this process has made an ibepsk connection
+_as_shipped: list[None] = []  # one entry per tlslite_as_shipped() in effect
+
+
+def _settle_extension_fields() -> None:
+    """Extension fields are set fast once an ibepsk connection exists or the process opted in, except while a
+    baseline holds tlslite-ng as shipped."""
+    fast = bool(_ibepsk_connections or _applied) and not _as_shipped
+    CustomNameExtension.__setattr__ = _set_extension_attribute if fast else _STOCK_EXTENSION_SETATTR
 
 
 def set_extension_fields_fast() -> None:
     """Every accelerated ibepsk connection calls this: TLS extension fields set without a failing ``hasattr``.
 
     Extension objects are built by tlslite-ng's message parsers from class registries, with no
-    per-connection seam: only the class itself can be changed, so the change is process-wide. It is
-    behaviour-preserving (patches/0018 is the same change for tlslite-ng itself).
+    per-connection seam: only the class itself can be changed, so the change is process-wide, and stays
+    (:func:`restore_tlslite` keeps it). It is behaviour-preserving (patches/0018 is the same change for
+    tlslite-ng itself).
     """
-    if not _as_shipped:
-        CustomNameExtension.__setattr__ = _set_extension_attribute
+    if not _ibepsk_connections:
+        _ibepsk_connections.append(None)
+        _settle_extension_fields()
 
 
 @contextmanager
 def tlslite_as_shipped() -> Iterator[None]:
     """tlslite-ng exactly as shipped while inside (a benchmark's stock baseline): neither
-    :func:`accelerate_tlslite` nor the extension-field change; both as they were afterwards."""
+    :func:`accelerate_tlslite` nor the extension-field change; both as they were afterwards.
+
+    Process-wide, like what it undoes: meant for one thread measuring a baseline, not for use while other
+    threads run connections.
+    """
     opted_in = tlslite_accelerated()
     restore_tlslite()
-    current_setattr = CustomNameExtension.__dict__["__setattr__"]
-    CustomNameExtension.__setattr__ = _STOCK_EXTENSION_SETATTR
     _as_shipped.append(None)
+    _settle_extension_fields()
     try:
         yield
     finally:
         _as_shipped.pop()
-        CustomNameExtension.__setattr__ = current_setattr
         if opted_in:
             accelerate_tlslite()
+        _settle_extension_fields()
 
 
 def _process_patches() -> list[_Patch]:
-    """Where tlslite-ng builds ciphers, key exchanges and keys for every connection, and sets extension fields."""
+    """Where tlslite-ng builds ciphers, key exchanges and keys for every connection."""
     patches = [
         (RecordLayer, "_getCipherSettings", staticmethod(accelerated_cipher_settings)),
         (_TlsliteConnection, "_getKEX", staticmethod(accelerated_key_exchange)),
-        (CustomNameExtension, "__setattr__", _set_extension_attribute),  # see set_extension_fields_fast
     ]
     # Keys parsed from PEM (private keys) and from certificates (peers' public keys).
     key_factories = [
@@ -290,13 +302,16 @@ def accelerate_tlslite() -> None:
         _applied.extend(_process_patches())
         for patch in _applied:
             setattr(patch.owner, patch.name, patch.replacement)
+    _settle_extension_fields()
 
 
 def restore_tlslite() -> None:
-    """Undo :func:`accelerate_tlslite` (keys already parsed stay accelerated)."""
+    """Undo :func:`accelerate_tlslite` (keys already parsed stay accelerated; extension fields stay fast once
+    the process has an ibepsk connection)."""
     while _applied:
         patch = _applied.pop()
         setattr(patch.owner, patch.name, patch.original)
+    _settle_extension_fields()
 
 
 def tlslite_accelerated() -> bool:

@@ -392,7 +392,8 @@ class PostHandshakeAuth:
         if settings is None or not settings.ticketKeys:
             return
         one_ticket = copy.copy(settings)
-        one_ticket.ticket_count = 1
+        # exactly one, also after a resumption (resumption_ticket_count limits the handshake's tickets only)
+        one_ticket.ticket_count = one_ticket.resumption_ticket_count = 1
         yield from self._serverSendTickets(one_ticket)
 
     # --- both sides: once the handshake is over -----------------------------------

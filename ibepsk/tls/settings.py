@@ -88,7 +88,8 @@ class HandshakeSettings(_TlsliteSettings):  # type: ignore[misc]
         ``resumption_ticket_count``: how many of tlslite-ng's ``ticket_count``
         tickets to issue after a handshake that resumed a ticket (default 1, as
         OpenSSL: the client already held one and now holds a fresh one; each
-        costs the server a key derivation and a sealing).
+        costs the server a key derivation and a sealing). The ticket that
+        post-handshake authentication issues afterwards is not counted.
     Post-handshake client authentication (:mod:`ibepsk.tls.pha`):
         ``client_auth_signer`` (client): a :class:`~ibepsk.tls.signer.Signer`;
         when set, the client offers post_handshake_auth and answers with it.
